@@ -1,0 +1,1 @@
+"""regnerf_tf.datasets: scene readers, canonical splits and TFDS builders."""

@@ -1,0 +1,254 @@
+"""Keras 3 layers of mip-NeRF: the encoders and the MLP.
+
+The layers hold weights and call the pure math of :mod:`regnerf_tf.mip`. They
+honour Keras dtype policies: under ``mixed_bfloat16`` the dense layers compute in
+bfloat16 while encodings and the output activations stay in float32.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from regnerf_tf import mip
+
+DENSITY_NOISE_MODES = ("per_sample", "scalar")
+
+
+@keras.saving.register_keras_serializable(package="regnerf_tf")
+class IntegratedPositionalEncoding(keras.layers.Layer):
+  """Weightless layer: IPE of diagonal Gaussians (see :func:`mip.integrated_pos_enc`).
+
+  Args:
+    min_deg: lowest frequency degree (inclusive).
+    max_deg: highest frequency degree (exclusive).
+
+  Call arguments:
+    means: [..., 3]; covs: [..., 3] diagonal covariances.
+
+  Returns:
+    float32 [..., 6·(max_deg − min_deg)].
+  """
+
+  def __init__(self, min_deg: int = 0, max_deg: int = 16, **kwargs):
+    super().__init__(**kwargs)
+    if not 0 <= min_deg < max_deg:
+      raise ValueError("Expected 0 <= min_deg < max_deg. Received: "
+                       f"min_deg={min_deg}, max_deg={max_deg}")
+    self.min_deg = min_deg
+    self.max_deg = max_deg
+    self.built = True
+
+  def call(self, means, covs):
+    return mip.integrated_pos_enc(tf.cast(means, tf.float32),
+                                  tf.cast(covs, tf.float32),
+                                  self.min_deg, self.max_deg)
+
+  def compute_output_shape(self, means_shape, covs_shape=None):
+    return tuple(means_shape[:-1]) + (6 * (self.max_deg - self.min_deg),)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({"min_deg": self.min_deg, "max_deg": self.max_deg})
+    return config
+
+
+@keras.saving.register_keras_serializable(package="regnerf_tf")
+class MipNerfMLP(keras.layers.Layer):
+  """mip-NeRF's MLP: IPE Gaussians + view directions → colour and density.
+
+  Trunk of ``net_depth`` Dense(``net_width``) + ReLU layers with the encoded
+  input concatenated after layer ``skip_layer`` (0-based). Density head:
+  Dense(1), optional Gaussian noise in training, softplus(raw + density_bias).
+  Colour head: linear bottleneck Dense(net_width), concatenated with the
+  encoded view direction, ``net_depth_viewdirs`` Dense(net_width_viewdirs) +
+  ReLU layers, Dense(3), sigmoid, padded to [−rgb_padding, 1 + rgb_padding].
+  The defaults give mip-NeRF's 612,740 parameters.
+
+  Args:
+    net_depth: trunk layers.
+    net_width: trunk width.
+    net_depth_viewdirs: layers of the view branch.
+    net_width_viewdirs: width of the view branch.
+    skip_layer: the input is concatenated after this many trunk layers
+      (after the layer of index ``skip_layer``); None for no skip.
+    min_deg_point, max_deg_point: IPE degrees [min, max).
+    deg_view: view-direction PE degrees [0, deg_view) plus identity.
+    density_bias: added to the raw density before softplus.
+    density_noise: std of the noise added to the raw density in training.
+    density_noise_mode: "per_sample" (independent noise for every sample) or
+      "scalar" (one draw shared by the whole batch, the release's behaviour).
+    rgb_padding: colour padding.
+    use_viewdirs: condition colour on the view direction.
+
+  Call arguments:
+    means: [..., S, 3] Gaussian means; covs: [..., S, 3] diagonal covariances.
+    viewdirs: [..., 3] view directions.
+    training: bool.
+    seed: shape-[2] integer tensor; required when training with noise.
+
+  Returns:
+    (rgb float32 [..., S, 3], density float32 [..., S]).
+  """
+
+  def __init__(self, net_depth: int = 8, net_width: int = 256,
+               net_depth_viewdirs: int = 1, net_width_viewdirs: int = 128,
+               skip_layer: int | None = 4, min_deg_point: int = 0,
+               max_deg_point: int = 16, deg_view: int = 4,
+               density_bias: float = -1.0, density_noise: float = 0.0,
+               density_noise_mode: str = "per_sample",
+               rgb_padding: float = 0.001, use_viewdirs: bool = True,
+               **kwargs):
+    super().__init__(**kwargs)
+    # Positions must reach the encoder in float32 whatever the dtype policy:
+    # sin(2^15·x) of a bfloat16 x is noise. The dense layers cast for themselves.
+    self._convert_input_args = False
+    for name, value in (("net_depth", net_depth), ("net_width", net_width),
+                        ("net_width_viewdirs", net_width_viewdirs)):
+      if int(value) < 1:
+        raise ValueError(f"{name} must be >= 1. Received: {name}={value}")
+    if net_depth_viewdirs < 0:
+      raise ValueError("net_depth_viewdirs must be >= 0. Received: "
+                       f"net_depth_viewdirs={net_depth_viewdirs}")
+    if skip_layer is not None and not 0 <= skip_layer < net_depth - 1:
+      raise ValueError("skip_layer must be None or in [0, net_depth - 1). "
+                       f"Received: skip_layer={skip_layer}, "
+                       f"net_depth={net_depth}")
+    if density_noise < 0:
+      raise ValueError(f"density_noise must be >= 0. Received: {density_noise}")
+    if density_noise_mode not in DENSITY_NOISE_MODES:
+      raise ValueError(f"density_noise_mode must be one of "
+                       f"{DENSITY_NOISE_MODES}. Received: {density_noise_mode!r}")
+    if deg_view < 0:
+      raise ValueError(f"deg_view must be >= 0. Received: {deg_view}")
+
+    # === Config ===
+    self.net_depth = int(net_depth)
+    self.net_width = int(net_width)
+    self.net_depth_viewdirs = int(net_depth_viewdirs)
+    self.net_width_viewdirs = int(net_width_viewdirs)
+    self.skip_layer = None if skip_layer is None else int(skip_layer)
+    self.min_deg_point = int(min_deg_point)
+    self.max_deg_point = int(max_deg_point)
+    self.deg_view = int(deg_view)
+    self.density_bias = float(density_bias)
+    self.density_noise = float(density_noise)
+    self.density_noise_mode = density_noise_mode
+    self.rgb_padding = float(rgb_padding)
+    self.use_viewdirs = bool(use_viewdirs)
+
+    # === Layers ===
+    init = "glorot_uniform"
+    self.encoder = IntegratedPositionalEncoding(
+        min_deg_point, max_deg_point, name="ipe", dtype="float32")
+    self.trunk = [
+        keras.layers.Dense(self.net_width, activation="relu",
+                           kernel_initializer=init, name=f"trunk_{i}",
+                           dtype=self.dtype_policy)
+        for i in range(self.net_depth)
+    ]
+    self.density_layer = keras.layers.Dense(
+        1, kernel_initializer=init, name="density", dtype=self.dtype_policy)
+    if self.use_viewdirs:
+      self.bottleneck = keras.layers.Dense(
+          self.net_width, kernel_initializer=init, name="bottleneck",
+          dtype=self.dtype_policy)
+      self.view_layers = [
+          keras.layers.Dense(self.net_width_viewdirs, activation="relu",
+                             kernel_initializer=init, name=f"view_{i}",
+                             dtype=self.dtype_policy)
+          for i in range(self.net_depth_viewdirs)
+      ]
+    else:
+      self.bottleneck = None
+      self.view_layers = []
+    self.rgb_layer = keras.layers.Dense(
+        3, kernel_initializer=init, name="rgb", dtype=self.dtype_policy)
+
+  @property
+  def point_features(self) -> int:
+    return 6 * (self.max_deg_point - self.min_deg_point)
+
+  @property
+  def view_features(self) -> int:
+    return 3 + 6 * self.deg_view
+
+  def build(self, means_shape=None, covs_shape=None, viewdirs_shape=None):
+    width = self.point_features
+    for i, layer in enumerate(self.trunk):
+      layer.build((None, width))
+      width = self.net_width
+      if self.skip_layer is not None and i == self.skip_layer:
+        width += self.point_features
+    self.density_layer.build((None, self.net_width))
+    if self.use_viewdirs:
+      self.bottleneck.build((None, self.net_width))
+      width = self.net_width + self.view_features
+      for layer in self.view_layers:
+        layer.build((None, width))
+        width = self.net_width_viewdirs
+    else:
+      width = self.net_width
+    self.rgb_layer.build((None, width))
+    self.built = True
+
+  def _density_noise(self, raw_density, seed):
+    if seed is None:
+      raise ValueError("MipNerfMLP adds density noise in training and needs a "
+                       "seed: pass seed=<shape-[2] int tensor>, or set "
+                       "density_noise=0.")
+    shape = (tf.shape(raw_density) if self.density_noise_mode == "per_sample"
+             else [])
+    return self.density_noise * tf.random.stateless_normal(shape, seed=seed)
+
+  def call(self, means, covs, viewdirs=None, training=False, seed=None):
+    encoded = self.encoder(means, covs)
+    x = encoded
+    for i, layer in enumerate(self.trunk):
+      x = layer(x)
+      if self.skip_layer is not None and i == self.skip_layer:
+        x = tf.concat([x, tf.cast(encoded, x.dtype)], axis=-1)
+    raw_density = tf.cast(self.density_layer(x)[..., 0], tf.float32)
+    if training and self.density_noise > 0:
+      raw_density = raw_density + self._density_noise(raw_density, seed)
+    density = tf.math.softplus(raw_density + self.density_bias)
+
+    if self.use_viewdirs:
+      if viewdirs is None:
+        raise ValueError("MipNerfMLP(use_viewdirs=True) needs viewdirs of shape "
+                         "[..., 3]; received None.")
+      view_enc = mip.pos_enc(tf.cast(viewdirs, tf.float32), 0, self.deg_view,
+                             append_identity=True)
+      view_enc = tf.broadcast_to(
+          view_enc[..., None, :],
+          tf.concat([tf.shape(x)[:-1], [self.view_features]], axis=0))
+      x = self.bottleneck(x)
+      x = tf.concat([x, tf.cast(view_enc, x.dtype)], axis=-1)
+      for layer in self.view_layers:
+        x = layer(x)
+    raw_rgb = tf.cast(self.rgb_layer(x), tf.float32)
+    rgb = tf.sigmoid(raw_rgb) * (1.0 + 2.0 * self.rgb_padding) - self.rgb_padding
+    return rgb, density
+
+  def compute_output_shape(self, means_shape, covs_shape=None,
+                           viewdirs_shape=None):
+    return tuple(means_shape[:-1]) + (3,), tuple(means_shape[:-1])
+
+  def get_config(self):
+    config = super().get_config()
+    config.update({
+        "net_depth": self.net_depth,
+        "net_width": self.net_width,
+        "net_depth_viewdirs": self.net_depth_viewdirs,
+        "net_width_viewdirs": self.net_width_viewdirs,
+        "skip_layer": self.skip_layer,
+        "min_deg_point": self.min_deg_point,
+        "max_deg_point": self.max_deg_point,
+        "deg_view": self.deg_view,
+        "density_bias": self.density_bias,
+        "density_noise": self.density_noise,
+        "density_noise_mode": self.density_noise_mode,
+        "rgb_padding": self.rgb_padding,
+        "use_viewdirs": self.use_viewdirs,
+    })
+    return config
