@@ -35,7 +35,7 @@ def compute_alpha_weights(density, t_vals, directions
   deltas = (t_vals[..., 1:] - t_vals[..., :-1]) * tf.norm(
       directions[..., None, :], axis=-1)
   density_delta = density * deltas
-  alpha = 1.0 - tf.exp(-density_delta)
+  alpha = -tf.math.expm1(-density_delta)  # 1 − e^{−x}, exact for small x
   # Exclusive cumulative sum: transmittance before sample i.
   trans = tf.exp(-tf.cumsum(density_delta, axis=-1, exclusive=True))
   return alpha * trans, alpha, trans
