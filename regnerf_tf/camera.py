@@ -330,3 +330,85 @@ def ndc_radii(ndc_origins) -> tf.Tensor:
   dx = tf.norm(o[..., :, :-1, :] - o[..., :, 1:, :], axis=-1, keepdims=True)
   dx = tf.concat([dx, dx[..., :, -2:-1, :]], axis=-2)
   return 0.5 * (dx + dy) * RADIUS_SCALE
+
+
+# ----------------------------------------------------------------------------
+# Unobserved poses (RegNeRF §4.1): numpy, sampled once per scene.
+# ----------------------------------------------------------------------------
+
+
+def sample_poses_around_object(poses: np.ndarray, n: int,
+                               rng: np.random.Generator,
+                               radius: float = 1.0,
+                               focus_jitter: float = 0.125) -> np.ndarray:
+  """Unobserved poses for object-centric scenes (DTU; OpenCV cameras).
+
+  Positions are uniform in the box spanned by the camera centres
+  (half-extents = per-axis max |centre|, scaled by ``radius``) in the frame of
+  the average pose; every camera looks at the focus point of all optical axes
+  plus N(0, focus_jitter²) jitter per coordinate, with the mean camera y axis as
+  "up".
+
+  Args:
+    poses: [N, 3, 4] camera-to-world matrices of all views (after recentring).
+    n: number of poses.
+    rng: NumPy generator.
+    radius: scale of the box.
+    focus_jitter: std of the look-at point jitter.
+
+  Returns:
+    [n, 3, 4] float64 poses.
+  """
+  poses = _check_poses(poses)
+  if n < 1:
+    raise ValueError(f"n must be >= 1; received {n}.")
+  half = np.max(np.abs(poses[:, :, 3]), axis=0)
+  c2w_avg = to_homogeneous(average_pose(poses))
+  up = poses[:, :, 1].mean(0)
+  focus = focus_point(poses)
+  offsets = half * (2.0 * radius * (rng.uniform(size=(n, 3)) - 0.5))
+  positions = (c2w_avg[:3, :3] @ offsets.T).T + c2w_avg[:3, 3]
+  targets = focus + rng.normal(scale=focus_jitter, size=(n, 3))
+  return look_at(targets - positions, up, positions)
+
+
+def llff_focal_depth(bounds: np.ndarray) -> float:
+  """Focus depth of a forward-facing capture from its near/far bounds [N, 2]."""
+  bounds = np.asarray(bounds, np.float64)
+  if bounds.ndim != 2 or bounds.shape[1] != 2 or not np.all(bounds > 0):
+    raise ValueError("bounds must be [N, 2] positive near/far depths; "
+                     f"received shape {bounds.shape}.")
+  close, far = 0.9 * bounds.min(), 5.0 * bounds.max()
+  return 1.0 / (0.25 / close + 0.75 / far)
+
+
+def sample_forward_facing_poses(poses: np.ndarray, bounds: np.ndarray, n: int,
+                                rng: np.random.Generator,
+                                radius: float = 1.0) -> np.ndarray:
+  """Unobserved poses for forward-facing scenes (LLFF; OpenGL cameras).
+
+  Positions are uniform in the box of the camera centres (frame of the
+  average pose); every camera looks at the point ``focal_depth`` in front of
+  the average camera (:func:`llff_focal_depth`).
+
+  Args:
+    poses: [N, 3, 4] camera-to-world matrices of all views (scaled, recentred).
+    bounds: [N, 2] near/far depth bounds (scaled like the poses).
+    n: number of poses (the release keeps only one: see ``release_compat``).
+    rng: NumPy generator.
+    radius: scale of the box.
+
+  Returns:
+    [n, 3, 4] float64 poses.
+  """
+  poses = _check_poses(poses)
+  if n < 1:
+    raise ValueError(f"n must be >= 1; received {n}.")
+  half = np.max(np.abs(poses[:, :, 3]), axis=0)
+  c2w_avg = to_homogeneous(average_pose(poses))
+  up = poses[:, :, 1].mean(0)
+  depth = llff_focal_depth(bounds)
+  lookat = c2w_avg @ np.array([0.0, 0.0, -depth, 1.0])
+  offsets = half * radius * rng.uniform(-1.0, 1.0, size=(n, 3))
+  positions = (c2w_avg[:3, :3] @ offsets.T).T + c2w_avg[:3, 3]
+  return look_at(positions - lookat[:3], up, positions)

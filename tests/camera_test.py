@@ -170,3 +170,61 @@ def test_bad_inputs_raise_with_a_message():
     camera.recenter_poses(bad)
   with pytest.raises(ValueError, match="parallel"):
     camera.focus_point(np.tile(np.eye(4)[:3], (3, 1, 1)))
+
+
+def _object_scene(rng, n=12):
+  target = np.array([0.1, -0.1, 1.2])
+  poses = []
+  for _ in range(n):
+    centre = rng.normal(scale=0.5, size=3) * [1, 1, 0.2]
+    poses.append(camera.look_at(target - centre, [0, 1, 0], centre))
+  return np.stack(poses), target
+
+
+def test_object_pose_sampler_box_and_focus():
+  rng = np.random.default_rng(6)
+  poses, target = _object_scene(rng)
+  poses, transform = camera.recenter_poses(poses)
+  target = (transform @ np.append(target, 1.0))[:3]
+  sampled = camera.sample_poses_around_object(
+      poses, 500, np.random.default_rng(0), focus_jitter=0.0)
+  assert sampled.shape == (500, 3, 4)
+  rot = sampled[:, :, :3]
+  np.testing.assert_allclose(np.einsum("nji,njk->nik", rot, rot),
+                             np.broadcast_to(np.eye(3), (500, 3, 3)), atol=1e-9)
+  # Average pose is the identity after recentring: positions lie in the box.
+  half = np.max(np.abs(poses[:, :, 3]), 0)
+  assert np.all(np.abs(sampled[:, :, 3]) <= half + 1e-9)
+  # Box filled: the extremes come close to the half-extents.
+  assert np.all(np.abs(sampled[:, :, 3]).max(0) > 0.9 * half)
+  # Without jitter, every optical axis passes through the focus point.
+  to_target = camera.normalize(target - sampled[:, :, 3])
+  np.testing.assert_allclose(np.sum(to_target * rot[:, :, 2], -1), 1.0,
+                             atol=1e-6)
+  jittered = camera.sample_poses_around_object(
+      poses, 500, np.random.default_rng(0), focus_jitter=0.125)
+  cos = np.sum(camera.normalize(target - jittered[:, :, 3])
+               * jittered[:, :, 2], -1)
+  assert cos.min() < 0.9999 and cos.mean() > 0.9
+
+
+def test_forward_facing_sampler_looks_at_focal_point():
+  rng = np.random.default_rng(7)
+  poses = np.stack([np.concatenate([np.eye(3), rng.normal(scale=0.1, size=(3, 1))], 1)
+                    for _ in range(10)])
+  poses, _ = camera.recenter_poses(poses)
+  bounds = np.tile([[2.0, 20.0]], (10, 1))
+  depth = camera.llff_focal_depth(bounds)
+  assert depth == pytest.approx(1 / (0.25 / 1.8 + 0.75 / 100.0))
+  sampled = camera.sample_forward_facing_poses(poses, bounds, 200,
+                                               np.random.default_rng(1))
+  lookat = np.array([0.0, 0.0, -depth])
+  # OpenGL: the camera looks along −z.
+  to_target = camera.normalize(lookat - sampled[:, :, 3])
+  np.testing.assert_allclose(np.sum(to_target * -sampled[:, :, 2], -1), 1.0,
+                             atol=1e-9)
+  half = np.max(np.abs(poses[:, :, 3]), 0)
+  assert np.all(np.abs(sampled[:, :, 3]) <= half + 1e-9)
+  assert np.all(sampled[:, 1, 1] > 0.9)  # y stays close to the cameras' up
+  with pytest.raises(ValueError, match="bounds"):
+    camera.llff_focal_depth(np.array([[0.0, 1.0]]))

@@ -1,0 +1,432 @@
+"""Typed, frozen configuration and the named presets.
+
+A :class:`Config` groups four parts: :class:`ModelConfig` (the MLP and how rays
+are sampled), :class:`RegConfig` (losses, regularisers, annealing),
+:class:`TrainConfig` (optimiser, batches, unobserved poses, checkpoints) and
+:class:`DataConfig` (which scene and how its rays are built). Every field is
+validated when the object is built; an invalid value raises ``ValueError``
+naming the field and the value received.
+
+Presets are data (:data:`PRESETS`): the official release's ``dtu3/6/9`` and
+``llff3/6/9`` configurations, their mip-NeRF baselines (``*_mipnerf``), and
+small CPU presets. Override any field with a dotted name::
+
+    config = get_preset("dtu3", **{"train.batch_size": 1024,
+                                   "model.num_samples": 64})
+
+``release_compat=True`` reproduces the release's quirks (reference pitfalls P4,
+P5, P6): one LLFF unobserved pose, zero LLFF depth-smoothness weight, one
+density-noise scalar per level and step, coarse depth-smoothness weight fixed
+at 0.1. The default (False) is the corrected behaviour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import typing
+from typing import Any
+
+DATASETS = ("dtu", "llff", "blender", "custom")
+RAY_SHAPES = ("cone", "cylinder")
+ANNEAL_MODES = ("release", "paper")
+BATCHING = ("single_image", "all_images")
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def _fail(cls, field: str, value, expected: str):
+  raise ValueError(f"{cls}.{field} {expected}. Received: {field}={value!r}")
+
+
+def _check_fields(obj):
+  """Type coercion and generic checks driven by the dataclass annotations."""
+  hints = typing.get_type_hints(type(obj))
+  name = type(obj).__name__
+  for f in dataclasses.fields(obj):
+    value = getattr(obj, f.name)
+    hint = hints[f.name]
+    if hint is bool:
+      if not isinstance(value, bool):
+        _fail(name, f.name, value, "must be a bool")
+    elif hint is int:
+      if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+          object.__setattr__(obj, f.name, int(value))
+        else:
+          _fail(name, f.name, value, "must be an integer")
+    elif hint is float:
+      if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(name, f.name, value, "must be a number")
+      value = float(value)
+      if not math.isfinite(value):
+        _fail(name, f.name, value, "must be finite")
+      object.__setattr__(obj, f.name, value)
+    elif hint is str:
+      if not isinstance(value, str):
+        _fail(name, f.name, value, "must be a string")
+
+
+def _positive(obj, *names):
+  for n in names:
+    if getattr(obj, n) <= 0:
+      _fail(type(obj).__name__, n, getattr(obj, n), "must be > 0")
+
+
+def _non_negative(obj, *names):
+  for n in names:
+    if getattr(obj, n) < 0:
+      _fail(type(obj).__name__, n, getattr(obj, n), "must be >= 0")
+
+
+def _one_of(obj, n, choices):
+  if getattr(obj, n) not in choices:
+    _fail(type(obj).__name__, n, getattr(obj, n), f"must be one of {choices}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """The mip-NeRF network and the sampling along rays."""
+  net_depth: int = 8  # trunk layers
+  net_width: int = 256  # trunk width
+  net_depth_viewdirs: int = 1  # layers of the view-dependent branch
+  net_width_viewdirs: int = 128  # width of the view-dependent branch
+  skip_layer: int = 4  # input concatenated after this trunk layer (0-based)
+  min_deg_point: int = 0  # IPE degrees [min, max)
+  max_deg_point: int = 16
+  deg_view: int = 4  # view-direction PE degrees [0, deg_view) + identity
+  density_bias: float = -1.0  # added before softplus
+  density_noise: float = 1.0  # std of raw-density noise in training
+  rgb_padding: float = 0.001
+  use_viewdirs: bool = True
+  num_samples: int = 128  # intervals per ray and level
+  num_levels: int = 2  # coarse + fine, one shared MLP
+  ray_shape: str = "cone"  # "cone" (DTU) or "cylinder" (LLFF in NDC)
+  lindisp: bool = False  # coarse samples linear in disparity
+  resample_padding: float = 0.01  # added to blurred weights before resampling
+  stop_level_grad: bool = True  # no gradient through resampled t-values
+  white_background: bool = False
+  precision: str = "float32"  # or "mixed_bfloat16" for the MLP
+
+  def __post_init__(self):
+    _check_fields(self)
+    _positive(self, "net_depth", "net_width", "net_width_viewdirs",
+              "num_samples", "num_levels")
+    _non_negative(self, "net_depth_viewdirs", "density_noise", "rgb_padding",
+                  "resample_padding", "deg_view", "min_deg_point")
+    if not 0 <= self.skip_layer < self.net_depth - 1 and self.skip_layer != -1:
+      _fail("ModelConfig", "skip_layer", self.skip_layer,
+            f"must be -1 (no skip) or in [0, net_depth - 1 = {self.net_depth - 1})")
+    if self.max_deg_point <= self.min_deg_point:
+      _fail("ModelConfig", "max_deg_point", self.max_deg_point,
+            f"must be > min_deg_point={self.min_deg_point}")
+    _one_of(self, "ray_shape", RAY_SHAPES)
+    _one_of(self, "precision", PRECISIONS)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegConfig:
+  """Losses: colour, depth smoothness, appearance prior; annealing."""
+  coarse_loss_mult: float = 0.1  # weight of the coarse level's colour loss
+  patch_size: int = 8  # S of the S×S unobserved-view patches
+  depth_tv_weight_start: float = 400.0  # fine-level weight at step 0
+  depth_tv_weight_end: float = 0.1  # fine-level weight after the decay
+  depth_tv_decay_steps: int = 512  # linear decay length; 0 = constant end
+  depth_tv_coarse_mult: float = 0.1  # coarse weight = this × schedule
+  depth_tv_acc_weighting: float = 1.0  # × stop_grad(acc); 0 = unweighted
+  appearance_weight: float = 0.0  # weight of the flow prior's patch NLL
+  anneal_steps: int = 256  # 0 disables sample-space annealing
+  anneal_start_fraction: float = 0.5  # p: initial interval as a fraction
+  anneal_mid_fraction: float = 0.5  # m: where the interval starts
+  anneal_mode: str = "release"  # "release" or "paper" formula
+
+  def __post_init__(self):
+    _check_fields(self)
+    _positive(self, "patch_size")
+    _non_negative(self, "coarse_loss_mult", "depth_tv_weight_start",
+                  "depth_tv_weight_end", "depth_tv_decay_steps",
+                  "depth_tv_coarse_mult", "depth_tv_acc_weighting",
+                  "appearance_weight", "anneal_steps")
+    for n in ("anneal_start_fraction", "anneal_mid_fraction"):
+      if not 0.0 <= getattr(self, n) <= 1.0:
+        _fail("RegConfig", n, getattr(self, n), "must be in [0, 1]")
+    _one_of(self, "anneal_mode", ANNEAL_MODES)
+
+  @property
+  def uses_patches(self) -> bool:
+    return (self.depth_tv_weight_start > 0 or self.depth_tv_weight_end > 0
+            or self.appearance_weight > 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Optimisation, batches, unobserved poses, checkpoints."""
+  max_steps: int = 43945
+  batch_size: int = 4096  # observed rays per step (global)
+  patch_batch_size: int = 4096  # unobserved-view rays per step (global)
+  batching: str = "single_image"  # rays of one image per step, or all
+  lr_init: float = 2e-3
+  lr_final: float = 2e-5
+  lr_delay_steps: int = 512
+  lr_delay_mult: float = 0.01
+  grad_clip_value: float = 0.1  # element-wise; 0 disables
+  grad_clip_norm: float = 0.1  # global norm; 0 disables
+  adam_beta1: float = 0.9
+  adam_beta2: float = 0.999
+  adam_epsilon: float = 1e-8
+  n_random_poses: int = 10000  # size of the unobserved-pose bank
+  random_pose_radius: float = 1.0  # box half-extent scale
+  random_pose_focus_jitter: float = 0.125  # DTU look-at jitter std
+  seed: int = 20200823
+  checkpoint_every: int = 25000
+  log_every: int = 100
+  jit_compile: bool = False  # XLA for the train and render steps
+  randomized: bool = True  # stratified jitter in training (False: debugging)
+  render_chunk: int = 4096  # rays per chunk when rendering images
+
+  def __post_init__(self):
+    _check_fields(self)
+    _positive(self, "max_steps", "batch_size", "lr_init", "lr_final",
+              "n_random_poses", "checkpoint_every", "log_every",
+              "render_chunk", "adam_epsilon")
+    _non_negative(self, "patch_batch_size", "lr_delay_steps", "lr_delay_mult",
+                  "grad_clip_value", "grad_clip_norm", "random_pose_radius",
+                  "random_pose_focus_jitter")
+    _one_of(self, "batching", BATCHING)
+    for n in ("adam_beta1", "adam_beta2"):
+      if not 0.0 <= getattr(self, n) < 1.0:
+        _fail("TrainConfig", n, getattr(self, n), "must be in [0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Which rays: dataset family, bounds, view count."""
+  dataset: str = "dtu"
+  n_views: int = 3
+  near: float = 0.5
+  far: float = 3.5
+  ndc: bool = False  # forward-facing scenes (LLFF) are rendered in NDC
+  factor: int = 4  # image downsampling factor
+
+  def __post_init__(self):
+    _check_fields(self)
+    _one_of(self, "dataset", DATASETS)
+    _positive(self, "n_views", "factor")
+    _non_negative(self, "near")
+    if self.far <= self.near:
+      _fail("DataConfig", "far", self.far, f"must be > near={self.near}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """A whole experiment."""
+  name: str = "custom"
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  reg: RegConfig = dataclasses.field(default_factory=RegConfig)
+  train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  release_compat: bool = False  # reproduce the release's quirks (P4–P6)
+
+  def __post_init__(self):
+    for part, cls in (("model", ModelConfig), ("reg", RegConfig),
+                      ("train", TrainConfig), ("data", DataConfig)):
+      value = getattr(self, part)
+      if isinstance(value, dict):
+        object.__setattr__(self, part, cls(**value))
+      elif not isinstance(value, cls):
+        _fail("Config", part, value, f"must be a {cls.__name__}")
+    if not isinstance(self.release_compat, bool):
+      _fail("Config", "release_compat", self.release_compat, "must be a bool")
+    s2 = self.reg.patch_size**2
+    if self.train.patch_batch_size % s2:
+      _fail("TrainConfig", "patch_batch_size", self.train.patch_batch_size,
+            f"must be a multiple of patch_size² = {s2}")
+
+  # --- derived behaviour, where release_compat matters -----------------------
+
+  @property
+  def density_noise_mode(self) -> str:
+    return "scalar" if self.release_compat else "per_sample"
+
+  @property
+  def effective_n_random_poses(self) -> int:
+    if self.release_compat and self.data.dataset == "llff":
+      return 1  # reference §4.1: the release keeps a single LLFF pose
+    return self.train.n_random_poses
+
+  @property
+  def effective_depth_tv_acc_weighting(self) -> float:
+    return self.reg.depth_tv_acc_weighting
+
+  @property
+  def depth_tv_enabled(self) -> bool:
+    if self.release_compat and self.data.dataset == "llff":
+      return False  # LLFF mask weight defaults to 0 in the release (P5)
+    return self.train.patch_batch_size > 0 and (
+        self.reg.depth_tv_weight_start > 0 or self.reg.depth_tv_weight_end > 0)
+
+  @property
+  def appearance_enabled(self) -> bool:
+    return self.train.patch_batch_size > 0 and self.reg.appearance_weight > 0
+
+  @property
+  def uses_patches(self) -> bool:
+    return self.depth_tv_enabled or self.appearance_enabled
+
+  # --- (de)serialisation -----------------------------------------------------
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, data: dict[str, Any]) -> "Config":
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - allowed
+    if unknown:
+      raise ValueError(f"Unknown Config fields {sorted(unknown)}; expected "
+                       f"some of {sorted(allowed)}.")
+    parts = {}
+    for key, value in data.items():
+      if key in ("model", "reg", "train", "data"):
+        sub_cls = {"model": ModelConfig, "reg": RegConfig,
+                   "train": TrainConfig, "data": DataConfig}[key]
+        sub_allowed = {f.name for f in dataclasses.fields(sub_cls)}
+        bad = set(value) - sub_allowed
+        if bad:
+          raise ValueError(f"Unknown {sub_cls.__name__} fields {sorted(bad)}; "
+                           f"expected some of {sorted(sub_allowed)}.")
+        parts[key] = sub_cls(**value)
+      else:
+        parts[key] = value
+    return cls(**parts)
+
+  @classmethod
+  def from_json(cls, text: str) -> "Config":
+    return cls.from_dict(json.loads(text))
+
+  def replace(self, **overrides) -> "Config":
+    """A copy with dotted-name overrides, e.g. ``{"train.batch_size": 1024}``."""
+    data = self.to_dict()
+    for key, value in overrides.items():
+      parts = key.split(".")
+      if len(parts) == 1:
+        if parts[0] not in data or parts[0] in ("model", "reg", "train", "data"):
+          raise ValueError(f"Unknown config field {key!r}; use a dotted name "
+                           "like 'train.batch_size' for nested fields.")
+        data[parts[0]] = value
+      elif len(parts) == 2 and parts[0] in ("model", "reg", "train", "data"):
+        if parts[1] not in data[parts[0]]:
+          raise ValueError(
+              f"Unknown config field {key!r}; {parts[0]} has fields "
+              f"{sorted(data[parts[0]])}.")
+        data[parts[0]][parts[1]] = value
+      else:
+        raise ValueError(f"Unknown config field {key!r}.")
+    return Config.from_dict(data)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+  """'train.batch_size=1024' → ('train.batch_size', 1024) (JSON values, or strings)."""
+  if "=" not in text:
+    raise ValueError(f"Override {text!r} must look like 'section.field=value'.")
+  key, raw = text.split("=", 1)
+  try:
+    value = json.loads(raw)
+  except json.JSONDecodeError:
+    low = raw.strip().lower()
+    value = {"true": True, "false": False}.get(low, raw)
+  return key.strip(), value
+
+
+# ----------------------------------------------------------------------------
+# Presets (data).
+# ----------------------------------------------------------------------------
+
+def _max_steps(n_views: int, height: int, width: int, batch: int = 4096) -> int:
+  """500 epochs of the training pixels at ``batch`` rays per step (P17)."""
+  return round(500 * n_views * height * width / batch)
+
+
+_DTU_DATA = {"dataset": "dtu", "near": 0.5, "far": 3.5, "ndc": False, "factor": 4}
+_LLFF_DATA = {"dataset": "llff", "near": 0.0, "far": 1.0, "ndc": True, "factor": 8}
+_LLFF_MODEL = {"ray_shape": "cylinder"}
+
+PRESETS: dict[str, dict[str, Any]] = {}
+
+for _n in (3, 6, 9):
+  PRESETS[f"dtu{_n}"] = {
+      "data": {**_DTU_DATA, "n_views": _n},
+      "model": {"ray_shape": "cone"},
+      "reg": {"depth_tv_acc_weighting": 1.0,
+              "anneal_steps": 256 if _n < 9 else 0,
+              "anneal_start_fraction": 0.5, "anneal_mid_fraction": 0.5},
+      "train": {"max_steps": _max_steps(_n, 300, 400)},
+  }
+  PRESETS[f"llff{_n}"] = {
+      "data": {**_LLFF_DATA, "n_views": _n},
+      "model": dict(_LLFF_MODEL),
+      # Corrected default: smoothness on (weight by acc as for DTU). The
+      # release's zero weight is reproduced by release_compat=True.
+      "reg": {"depth_tv_acc_weighting": 1.0,
+              "anneal_steps": 512 if _n < 9 else 0,
+              "anneal_start_fraction": 1e-4, "anneal_mid_fraction": 1.0},
+      "train": {"max_steps": _max_steps(_n, 378, 504)},
+  }
+
+# mip-NeRF baselines (the release's *_bl.gin): no patches, no annealing, the
+# mip-NeRF learning rate without warm-up, no gradient clipping.
+_BASELINE = {
+    "reg": {"depth_tv_weight_start": 0.0, "depth_tv_weight_end": 0.0,
+            "appearance_weight": 0.0, "anneal_steps": 0},
+    "train": {"patch_batch_size": 0, "lr_init": 5e-4, "lr_final": 5e-5,
+              "lr_delay_steps": 0, "lr_delay_mult": 1.0,
+              "grad_clip_value": 0.0, "grad_clip_norm": 0.0,
+              "max_steps": 250000},
+}
+for _base in [k for k in PRESETS]:
+  PRESETS[f"{_base}_mipnerf"] = {
+      "data": dict(PRESETS[_base]["data"]),
+      "model": dict(PRESETS[_base]["model"]),
+      "reg": {**PRESETS[_base]["reg"], **_BASELINE["reg"]},
+      "train": dict(_BASELINE["train"]),
+  }
+
+# Small presets for CPUs: a narrower, shallower MLP, fewer samples and rays.
+# The same regularisers and schedules, compressed to the shorter run.
+_SMALL_MODEL = {"net_depth": 4, "net_width": 64, "skip_layer": 2,
+                "net_width_viewdirs": 32, "num_samples": 32,
+                "max_deg_point": 12}
+_SMALL_TRAIN = {"max_steps": 2000, "batch_size": 512, "patch_batch_size": 256,
+                "lr_delay_steps": 100, "checkpoint_every": 500, "log_every": 50,
+                "render_chunk": 2048}
+for _ds in ("dtu", "llff"):
+  _full = PRESETS[f"{_ds}3"]
+  PRESETS[f"{_ds}3_small"] = {
+      "data": dict(_full["data"]),
+      "model": {**_full["model"], **_SMALL_MODEL},
+      "reg": {**_full["reg"], "depth_tv_decay_steps": 100,
+              "anneal_steps": _full["reg"]["anneal_steps"] // 4},
+      "train": dict(_SMALL_TRAIN),
+  }
+  PRESETS[f"{_ds}3_small_mipnerf"] = {
+      "data": dict(_full["data"]),
+      "model": {**_full["model"], **_SMALL_MODEL},
+      "reg": {**_full["reg"], **_BASELINE["reg"]},
+      "train": {**_SMALL_TRAIN, **_BASELINE["train"],
+                "max_steps": _SMALL_TRAIN["max_steps"]},
+  }
+
+
+def preset_names() -> list[str]:
+  return sorted(PRESETS)
+
+
+def get_preset(name: str, **overrides) -> Config:
+  """The named preset with dotted-name overrides applied and validated."""
+  if name not in PRESETS:
+    raise ValueError(f"Unknown preset {name!r}; choose one of {preset_names()}.")
+  base = Config.from_dict({"name": name, **PRESETS[name]})
+  return base.replace(**overrides) if overrides else base

@@ -1,0 +1,376 @@
+"""tf.data pipelines: per-view records → ray batches (reference §1, §5).
+
+Records come from :func:`regnerf_tf.datasets.readers.from_directory` (a list of
+dicts) or from the TFDS builders (``tfds.load('dtu_sparse/3view', split=...)``, a
+``tf.data.Dataset`` of the same fields). Rays are dicts with named fields:
+
+==============  =========  =====================================================
+``origins``     [..., 3]   DTU: slid to the world plane z = 0; LLFF: NDC
+``directions``  [..., 3]   unnormalised (DTU camera-z component 1; LLFF NDC)
+``viewdirs``    [..., 3]   DTU/Blender: unit; LLFF: the unnormalised world
+                           direction, as in the release (§1.3)
+``radii``       [..., 1]   DTU/Blender: cone radius at t = 1 (pixel_radii);
+                           LLFF: NDC cylinder radius (ndc_radii)
+``near``        [..., 1]   DTU 0.5, LLFF 0 (NDC), Blender 2
+``far``         [..., 1]   DTU 3.5, LLFF 1 (NDC), Blender 6
+==============  =========  =====================================================
+
+Per kind of scene: ``"dtu"`` uses OpenCV cameras, ``"llff"`` OpenGL cameras and
+NDC, ``"blender"`` OpenGL cameras in world space.
+
+Training batches are ``{"rays": {...[B, ...]}, "rgb": [B, 3]}`` with a fixed
+global batch size B. Ray generation happens in TensorFlow inside the pipeline,
+for the sampled pixels only; its randomness is stateless and derived from
+(seed, step), so the stream is the same on every run with the same seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from regnerf_tf import camera
+
+RAY_FIELDS = ("origins", "directions", "viewdirs", "radii", "near", "far")
+KINDS = ("dtu", "llff", "blender")
+BATCHINGS = ("single_image", "all_images")
+
+
+@dataclasses.dataclass(frozen=True)
+class RaySettings:
+  """How a kind of scene turns pixels into rays.
+
+  Attributes:
+    convention: "opencv" or "opengl" camera axes.
+    ndc: map rays to normalised device coordinates (forward-facing scenes).
+    shift_to_plane: slide origins to the world plane z = 0 (DTU, pitfall P7).
+    near, far: ray bounds in units of t along the (unnormalised) direction;
+      None = use the record's own near/far.
+  """
+  convention: str
+  ndc: bool
+  shift_to_plane: bool
+  near: float | None
+  far: float | None
+
+
+SETTINGS: dict[str, RaySettings] = {
+    "dtu": RaySettings("opencv", ndc=False, shift_to_plane=True, near=0.5,
+                       far=3.5),
+    "llff": RaySettings("opengl", ndc=True, shift_to_plane=False, near=0.0,
+                        far=1.0),
+    "blender": RaySettings("opengl", ndc=False, shift_to_plane=False, near=None,
+                           far=None),
+}
+
+
+def _settings(kind: str) -> RaySettings:
+  if kind not in SETTINGS:
+    raise ValueError(f"kind must be one of {KINDS}; received {kind!r}.")
+  return SETTINGS[kind]
+
+
+def _pixtocam(intrinsics) -> tf.Tensor:
+  """Inverse intrinsics [..., 3, 3], inverted in float64 then cast to float32."""
+  k = tf.cast(tf.convert_to_tensor(intrinsics), tf.float64)
+  return tf.cast(tf.linalg.inv(k), tf.float32)
+
+
+def _bounds(kind: str, near, far, shape) -> tuple[tf.Tensor, tf.Tensor]:
+  s = _settings(kind)
+  near = s.near if s.near is not None else near
+  far = s.far if s.far is not None else far
+  if near is None or far is None:
+    raise ValueError(f"Rays of kind {kind!r} need near and far from the record.")
+  near = tf.cast(near, tf.float32)
+  far = tf.cast(far, tf.float32)
+  return (tf.broadcast_to(near[..., None] if near.shape.rank else near, shape),
+          tf.broadcast_to(far[..., None] if far.shape.rank else far, shape))
+
+
+def view_rays(camtoworld, intrinsics, height: int, width: int, kind: str,
+              near: float | None = None, far: float | None = None
+              ) -> dict[str, tf.Tensor]:
+  """All rays of one view, as the release builds them (reference §1.2, §1.3).
+
+  Args:
+    camtoworld: [3, 4] camera-to-world matrix.
+    intrinsics: [3, 3] K in pixels of the rendered image.
+    height, width: image size in pixels (each ≥ 3).
+    kind: "dtu", "llff" or "blender".
+    near, far: bounds, used only for kinds without fixed bounds (Blender).
+
+  Returns:
+    Ray dict; vector fields [height, width, 3], scalar fields [height, width, 1].
+  """
+  s = _settings(kind)
+  if height < 3 or width < 3:
+    raise ValueError(f"Images need at least 3×3 pixels for ray radii; received "
+                     f"{width}×{height}.")
+  x, y = camera.pixel_grid(height, width)
+  origins, directions, viewdirs = camera.pixels_to_rays(
+      x, y, _pixtocam(intrinsics), camtoworld, s.convention)
+  if s.ndc:
+    focal = tf.cast(tf.convert_to_tensor(intrinsics)[0, 0], tf.float32)
+    viewdirs = directions
+    origins, directions = camera.convert_to_ndc(origins, directions, focal,
+                                                width, height)
+    radii = camera.ndc_radii(origins)
+  else:
+    radii = camera.pixel_radii(directions)
+    if s.shift_to_plane:
+      origins = camera.shift_origins_to_plane(origins, directions, 0.0)
+  near_t, far_t = _bounds(kind, near, far, tf.shape(radii))
+  return {"origins": origins, "directions": directions, "viewdirs": viewdirs,
+          "radii": radii, "near": near_t, "far": far_t}
+
+
+def _neighbour_pair(coord: tf.Tensor, size) -> tf.Tensor:
+  """First pixel of the neighbour pair whose spacing sets the radius.
+
+  Rows 0..size-2 use (i, i+1); the last row reuses the spacing of row size-2's
+  left neighbour pair, i.e. (size-3, size-2), exactly as ``camera.pixel_radii``
+  and ``camera.ndc_radii`` (and the release) do.
+  """
+  size = tf.cast(size, coord.dtype)
+  return tf.where(coord >= size - 1.0, size - 3.0, coord)
+
+
+def rays_at_pixels(pix_x, pix_y, camtoworld, intrinsics, height, width,
+                   kind: str, near=None, far=None) -> dict[str, tf.Tensor]:
+  """Rays for individual pixels, equal to :func:`view_rays` at those pixels.
+
+  Args:
+    pix_x, pix_y: [...] integer-valued pixel column / row (float or int).
+    camtoworld: [..., 3, 4] per pixel (or broadcastable [3, 4]).
+    intrinsics: [..., 3, 3] per pixel (or broadcastable [3, 3]).
+    height, width: image size (scalars; ≥ 3).
+    kind: "dtu", "llff" or "blender".
+    near, far: [...] per-pixel bounds for kinds without fixed bounds.
+
+  Returns:
+    Ray dict; vector fields [..., 3], scalar fields [..., 1].
+  """
+  s = _settings(kind)
+  pix_x = tf.cast(pix_x, tf.float32)
+  pix_y = tf.cast(pix_y, tf.float32)
+  pixtocam = _pixtocam(intrinsics)
+  camtoworld = tf.convert_to_tensor(camtoworld, tf.float32)
+
+  def rays(x, y):
+    return camera.pixels_to_rays(x, y, pixtocam, camtoworld, s.convention)
+
+  origins, directions, viewdirs = rays(pix_x, pix_y)
+  row = _neighbour_pair(pix_y, height)
+  col = _neighbour_pair(pix_x, width)
+  if s.ndc:
+    focal = tf.cast(tf.convert_to_tensor(intrinsics)[..., 0, 0], tf.float32)
+
+    def ndc(x, y):
+      o, d, _ = rays(x, y)
+      return camera.convert_to_ndc(o, d, focal, width, height)
+
+    viewdirs = directions
+    origins, directions = ndc(pix_x, pix_y)
+    dy = tf.norm(ndc(pix_x, row)[0] - ndc(pix_x, row + 1.0)[0], axis=-1,
+                 keepdims=True)
+    dx = tf.norm(ndc(col, pix_y)[0] - ndc(col + 1.0, pix_y)[0], axis=-1,
+                 keepdims=True)
+    radii = 0.5 * (dx + dy) * camera.RADIUS_SCALE
+  else:
+    radii = tf.norm(rays(pix_x, row)[1] - rays(pix_x, row + 1.0)[1], axis=-1,
+                    keepdims=True) * camera.RADIUS_SCALE
+    if s.shift_to_plane:
+      origins = camera.shift_origins_to_plane(origins, directions, 0.0)
+  near_t, far_t = _bounds(kind, near, far, tf.shape(radii))
+  return {"origins": origins, "directions": directions, "viewdirs": viewdirs,
+          "radii": radii, "near": near_t, "far": far_t}
+
+
+# ----------------------------------------------------------------------------
+# Records → stacked views.
+# ----------------------------------------------------------------------------
+
+
+def _to_str(value: Any) -> str:
+  if isinstance(value, bytes):
+    return value.decode("utf-8")
+  if isinstance(value, np.ndarray) and value.dtype.kind in "SO":
+    return _to_str(value.item())
+  return str(value)
+
+
+def _as_records(source: Any) -> list[Mapping[str, Any]]:
+  if isinstance(source, tf.data.Dataset):
+    return list(source.as_numpy_iterator())
+  if isinstance(source, Mapping):
+    return [source]
+  return list(source)
+
+
+def load_views(source: tf.data.Dataset | Iterable[Mapping[str, Any]]
+               ) -> dict[str, Any]:
+  """Stacks the views of one scene.
+
+  Args:
+    source: records of one scene (a list from ``from_directory`` or a TFDS
+      split such as ``tfds.load('llff_sparse/3view', split='fern_train')``).
+
+  Returns:
+    dict with ``images`` uint8 [N, H, W, 3], ``camtoworlds`` float32 [N, 3, 4],
+    ``intrinsics`` float32 [N, 3, 3], ``near``/``far`` float32 [N],
+    ``view_indices`` int32 [N], ``masks`` uint8 [N, H, W, 1] or None,
+    ``kind`` and ``scene`` (str).
+  """
+  records = sorted(_as_records(source), key=lambda r: int(r["view_index"]))
+  if not records:
+    raise ValueError("No views to load: the record source is empty. Check the "
+                     "split name and that the scene folder holds images.")
+  kinds = {_to_str(r["kind"]) for r in records}
+  scenes = {_to_str(r["scene"]) for r in records}
+  if len(kinds) != 1 or len(scenes) != 1:
+    raise ValueError(f"Expected the views of one scene; received scenes "
+                     f"{sorted(scenes)} of kinds {sorted(kinds)}. Load a "
+                     "per-scene split such as 'scan114_train'.")
+  shapes = {np.shape(r["image"]) for r in records}
+  if len(shapes) != 1:
+    raise ValueError(f"All views of a scene must have the same image size; "
+                     f"received shapes {sorted(shapes)}.")
+  has_mask = all("mask" in r and bool(r.get("has_mask", True)) for r in records)
+  return {
+      "images": np.stack([np.asarray(r["image"], np.uint8) for r in records]),
+      "camtoworlds": np.stack([np.asarray(r["camtoworld"], np.float32)
+                               for r in records]),
+      "intrinsics": np.stack([np.asarray(r["intrinsics"], np.float32)
+                              for r in records]),
+      "near": np.array([r["near"] for r in records], np.float32),
+      "far": np.array([r["far"] for r in records], np.float32),
+      "view_indices": np.array([r["view_index"] for r in records], np.int32),
+      "masks": (np.stack([np.asarray(r["mask"], np.uint8) for r in records])
+                if has_mask else None),
+      "kind": kinds.pop(),
+      "scene": scenes.pop(),
+  }
+
+
+def scene_cameras(source: tf.data.Dataset | Iterable[Mapping[str, Any]]
+                  ) -> dict[str, np.ndarray]:
+  """All cameras of the scene (train and test), for the unobserved-pose sampler.
+
+  Returns:
+    ``camtoworlds`` float32 [M, 3, 4], ``intrinsics`` float32 [M, 3, 3] and
+    ``bounds`` float32 [M, 2] (LLFF: scaled depth bounds; DTU: 0.5/3.5).
+  """
+  first = next(iter(_as_records(source)), None)
+  if first is None:
+    raise ValueError("No records: cannot read the scene's cameras.")
+  return {"camtoworlds": np.asarray(first["scene_camtoworlds"], np.float32),
+          "intrinsics": np.asarray(first["scene_intrinsics"], np.float32),
+          "bounds": np.asarray(first["scene_bounds"], np.float32)}
+
+
+# ----------------------------------------------------------------------------
+# Pipelines.
+# ----------------------------------------------------------------------------
+
+
+def make_train_dataset(source: tf.data.Dataset | Iterable[Mapping[str, Any]],
+                       *, batch_size: int = 4096,
+                       batching: str = "single_image", seed: int = 0,
+                       num_replicas: int = 1,
+                       prefetch: int | None = tf.data.AUTOTUNE
+                       ) -> tf.data.Dataset:
+  """Endless stream of training ray batches.
+
+  ``"single_image"`` (the release, pitfall P9): each step draws one training
+  view uniformly, then ``batch_size`` pixels of it uniformly with replacement.
+  ``"all_images"``: each step draws ``batch_size`` pixels uniformly with
+  replacement from all pixels of all training views. Step s uses the stateless
+  seed (seed, s), so the stream is reproducible.
+
+  Args:
+    source: records of one scene's training views.
+    batch_size: global rays per step.
+    batching: "single_image" or "all_images".
+    seed: integer seed.
+    num_replicas: the batch must split evenly across this many replicas.
+    prefetch: buffer size for ``prefetch`` (None: no prefetch).
+
+  Returns:
+    ``tf.data.Dataset`` of {"rays": ray dict with [B, 3] / [B, 1] fields,
+    "rgb": float32 [B, 3] in [0, 1]}, B = batch_size.
+  """
+  if batching not in BATCHINGS:
+    raise ValueError(f"batching must be one of {BATCHINGS}; received "
+                     f"{batching!r}.")
+  if batch_size < 1 or num_replicas < 1 or batch_size % num_replicas:
+    raise ValueError(f"batch_size ({batch_size}) must be a positive multiple of "
+                     f"num_replicas ({num_replicas}).")
+  views = load_views(source)
+  kind = views["kind"]
+  _settings(kind)
+  num, height, width = views["images"].shape[:3]
+  images = tf.constant(views["images"])
+  camtoworlds = tf.constant(views["camtoworlds"])
+  intrinsics = tf.constant(views["intrinsics"])
+  near = tf.constant(views["near"])
+  far = tf.constant(views["far"])
+
+  def sample(step: tf.Tensor) -> dict[str, Any]:
+    key = tf.stack([tf.constant(seed, tf.int64), step])
+    view_key, pix_key = tf.unstack(
+        tf.random.experimental.stateless_split(key, num=2))
+    if batching == "single_image":
+      view = tf.random.stateless_uniform([], view_key, 0, num, tf.int32)
+      view = tf.fill([batch_size], view)
+    else:
+      view = tf.random.stateless_uniform([batch_size], view_key, 0, num,
+                                         tf.int32)
+    flat = tf.random.stateless_uniform([batch_size], pix_key, 0,
+                                       height * width, tf.int32)
+    pix_y, pix_x = flat // width, flat % width
+    rays = rays_at_pixels(pix_x, pix_y, tf.gather(camtoworlds, view),
+                          tf.gather(intrinsics, view), height, width, kind,
+                          tf.gather(near, view), tf.gather(far, view))
+    rgb = tf.gather_nd(images, tf.stack([view, pix_y, pix_x], -1))
+    return {"rays": rays, "rgb": tf.cast(rgb, tf.float32) / 255.0}
+
+  dataset = tf.data.Dataset.counter().map(
+      sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if prefetch is not None:
+    dataset = dataset.prefetch(prefetch)
+  return dataset
+
+
+def make_eval_dataset(source: tf.data.Dataset | Iterable[Mapping[str, Any]]
+                      ) -> tf.data.Dataset:
+  """One element per view: the full image of rays and its targets.
+
+  Returns:
+    ``tf.data.Dataset`` of {"rays": ray dict with [H, W, ...] fields, "rgb":
+    float32 [H, W, 3], "mask": float32 [H, W, 1] in [0, 1] (all ones when the
+    scene has no masks), "view_index": int32}.
+  """
+  views = load_views(source)
+  kind = views["kind"]
+  num, height, width = views["images"].shape[:3]
+  masks = views["masks"]
+  if masks is None:
+    masks = np.full((num, height, width, 1), 255, np.uint8)
+  tensors = {"image": views["images"], "mask": masks,
+             "camtoworld": views["camtoworlds"],
+             "intrinsics": views["intrinsics"], "near": views["near"],
+             "far": views["far"], "view_index": views["view_indices"]}
+
+  def to_rays(view: dict[str, tf.Tensor]) -> dict[str, Any]:
+    rays = view_rays(view["camtoworld"], view["intrinsics"], height, width, kind,
+                     view["near"], view["far"])
+    return {"rays": rays, "rgb": tf.cast(view["image"], tf.float32) / 255.0,
+            "mask": tf.cast(view["mask"], tf.float32) / 255.0,
+            "view_index": view["view_index"]}
+
+  return tf.data.Dataset.from_tensor_slices(tensors).map(to_rays)

@@ -1,0 +1,393 @@
+"""RegNeRF as a ``keras.Model`` with a custom ``train_step``.
+
+Batches are dicts of named fields:
+
+* ``rays``: observed rays, a dict with ``origins`` [N, 3], ``directions``
+  [N, 3] (unnormalised), ``viewdirs`` [N, 3], ``radii`` [N, 1], ``near``
+  [N, 1], ``far`` [N, 1];
+* ``rgb``: [N, 3] target colours;
+* ``patch_rays`` (optional): rays of P unobserved-view patches of S×S pixels,
+  the same fields with N = P·S·S in row-major order inside each patch.
+
+``call`` renders rays deterministically and returns the last level's ``rgb``,
+``depth`` and ``acc``. ``train_step`` renders both ray sets with stratified
+jitter and density noise, and minimises
+
+  L = L_rgb^fine + c·L_rgb^coarse
+      + λ_TV(step)·TV^fine + λ_TVc(step)·TV^coarse
+      + λ_app·NLL_prior(fine patch colours)
+
+with the release's scales (reference §5). Near/far of every ray set are
+annealed by the optimizer's step, so schedules survive a resume. Gradients are
+summed over replicas, then clipped by value and by global norm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Protocol
+
+import keras
+import tensorflow as tf
+
+from regnerf_tf import configs as configs_lib
+from regnerf_tf import layers, losses, mip, rendering, sampling
+
+RAY_FIELDS = ("origins", "directions", "viewdirs", "radii", "near", "far")
+
+
+class PatchPrior(Protocol):
+  """What the appearance term needs from a patch prior.
+
+  ``patch_nll(patches)`` maps float32 patches [P, S, S, 3] (colours in about
+  [0, 1]) to a per-patch negative log-likelihood [P]; it must be differentiable
+  with respect to the patches and must not train itself.
+  """
+
+  def patch_nll(self, patches: tf.Tensor) -> tf.Tensor:
+    ...
+
+
+def check_rays(rays: dict[str, Any], name: str = "rays") -> None:
+  """Raises ValueError unless ``rays`` has every field with a matching shape."""
+  if not isinstance(rays, dict):
+    raise ValueError(f"{name} must be a dict with fields {RAY_FIELDS}; "
+                     f"received {type(rays).__name__}.")
+  missing = [f for f in RAY_FIELDS if f not in rays]
+  if missing:
+    raise ValueError(f"{name} is missing fields {missing}; expected "
+                     f"{RAY_FIELDS}.")
+  widths = {"origins": 3, "directions": 3, "viewdirs": 3, "radii": 1,
+            "near": 1, "far": 1}
+  for field, width in widths.items():
+    shape = tf.TensorShape(getattr(rays[field], "shape", None))
+    if shape.rank is not None and (shape.rank < 1 or (
+        shape[-1] is not None and shape[-1] != width)):
+      raise ValueError(f"{name}['{field}'] must have shape [..., {width}]; "
+                       f"received {shape}.")
+
+
+def _replica_info() -> tuple[tf.Tensor, int]:
+  ctx = tf.distribute.get_replica_context()
+  if ctx is None:  # cross-replica context (should not happen in a step)
+    return tf.constant(0, tf.int32), 1
+  return (tf.cast(ctx.replica_id_in_sync_group, tf.int32),
+          ctx.num_replicas_in_sync)
+
+
+@keras.saving.register_keras_serializable(package="regnerf_tf")
+class RegNeRF(keras.Model):
+  """mip-NeRF with RegNeRF's regularisers.
+
+  Args:
+    config: a :class:`regnerf_tf.configs.Config` (or its dict form).
+    patch_prior: optional frozen prior for the appearance term (see
+      :class:`PatchPrior`); required when ``config.reg.appearance_weight > 0``.
+  """
+
+  def __init__(self, config: configs_lib.Config | dict | None = None,
+               patch_prior: PatchPrior | None = None, **kwargs):
+    super().__init__(**kwargs)
+    if config is None:
+      config = configs_lib.Config()
+    elif isinstance(config, dict):
+      config = configs_lib.Config.from_dict(config)
+    elif not isinstance(config, configs_lib.Config):
+      raise ValueError("config must be a regnerf_tf.configs.Config or dict; "
+                       f"received {type(config).__name__}.")
+    self.config = config
+    m = config.model
+    dtype = ("mixed_bfloat16" if m.precision == "mixed_bfloat16"
+             else "float32")
+    self.mlp = layers.MipNerfMLP(
+        net_depth=m.net_depth, net_width=m.net_width,
+        net_depth_viewdirs=m.net_depth_viewdirs,
+        net_width_viewdirs=m.net_width_viewdirs,
+        skip_layer=None if m.skip_layer < 0 else m.skip_layer,
+        min_deg_point=m.min_deg_point, max_deg_point=m.max_deg_point,
+        deg_view=m.deg_view, density_bias=m.density_bias,
+        density_noise=m.density_noise,
+        density_noise_mode=config.density_noise_mode,
+        rgb_padding=m.rgb_padding, use_viewdirs=m.use_viewdirs,
+        name="mlp", dtype=dtype)
+    self.mlp.build()
+    if config.appearance_enabled and patch_prior is None:
+      raise ValueError(
+          "config.reg.appearance_weight > 0 needs a patch prior: pass "
+          "patch_prior=regnerf_tf.flows.load_default_prior() (or your own), or "
+          "set reg.appearance_weight=0.")
+    self._patch_prior = patch_prior
+    if isinstance(patch_prior, keras.layers.Layer):
+      patch_prior.trainable = False
+    self._trackers = {
+        name: keras.metrics.Mean(name=name)
+        for name in ("loss", "color_loss", "psnr", "psnr_coarse", "depth_tv",
+                     "appearance", "tv_weight", "near", "far", "grad_norm")
+    }
+    self.built = True
+
+  # --- Keras plumbing ----------------------------------------------------------
+
+  @property
+  def metrics(self):
+    return list(self._trackers.values())
+
+  @property
+  def patch_prior(self):
+    return self._patch_prior
+
+  def get_config(self):
+    base = super().get_config()
+    base.update({"config": self.config.to_dict()})
+    return base
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    cfg = configs_lib.Config.from_dict(config.pop("config"))
+    return cls(cfg, **{k: v for k, v in config.items()
+                       if k in ("name", "trainable", "dtype")})
+
+  # --- rendering --------------------------------------------------------------
+
+  def render_rays(self, rays: dict[str, tf.Tensor], training: bool = False,
+                  seed=None) -> list[dict[str, tf.Tensor]]:
+    """Renders every level.
+
+    Args:
+      rays: dict of ray fields, leading shape [N].
+      training: jitter samples and add density noise (needs ``seed``).
+      seed: shape-[2] int tensor.
+
+    Returns:
+      One dict per level (coarse first) with ``rgb`` [N, 3], ``depth`` [N],
+      ``acc`` [N], ``weights`` [N, S] and ``t_vals`` [N, S + 1].
+    """
+    m = self.config.model
+    rays = {k: tf.cast(v, tf.float32) for k, v in rays.items()
+            if k in RAY_FIELDS}
+    randomized = bool(training) and self.config.train.randomized
+    if randomized:
+      if seed is None:
+        raise ValueError("render_rays(training=True) needs a seed.")
+      seeds = tf.random.experimental.stateless_split(
+          tf.cast(seed, tf.int64), 2 * m.num_levels)
+    outputs = []
+    t_vals = None
+    for level in range(m.num_levels):
+      sample_seed = seeds[2 * level] if randomized else None
+      noise_seed = seeds[2 * level + 1] if randomized else None
+      if level == 0:
+        t_vals = sampling.stratified_fenceposts(
+            rays["near"], rays["far"], m.num_samples, randomized, sample_seed,
+            lindisp=m.lindisp)
+      else:
+        t_vals = sampling.resample_along_rays(
+            t_vals, outputs[-1]["weights"], randomized, sample_seed,
+            resample_padding=m.resample_padding,
+            stop_grad=m.stop_level_grad)
+      means, covs = mip.cast_rays(t_vals, rays["origins"], rays["directions"],
+                                  rays["radii"], m.ray_shape)
+      rgb, density = self.mlp(means, covs, rays["viewdirs"],
+                              training=randomized, seed=noise_seed)
+      out = rendering.volumetric_rendering(rgb, density, t_vals,
+                                           rays["directions"],
+                                           m.white_background)
+      out["t_vals"] = t_vals
+      outputs.append(out)
+    return outputs
+
+  def call(self, rays, training=False):
+    """Deterministic rendering: the last level's rgb [N, 3], depth [N], acc [N]."""
+    check_rays(rays)
+    out = self.render_rays(rays, training=False)[-1]
+    return {"rgb": out["rgb"], "depth": out["depth"], "acc": out["acc"]}
+
+  def render_chunked(self, rays: dict[str, Any],
+                     chunk: int | None = None) -> dict[str, tf.Tensor]:
+    """Deterministic rendering of any number of rays in fixed-size chunks.
+
+    Args:
+      rays: dict of ray fields with leading shape [...]; flattened internally.
+      chunk: rays per chunk (default ``config.train.render_chunk``).
+
+    Returns:
+      rgb [..., 3], depth [...], acc [...].
+    """
+    check_rays(rays)
+    chunk = chunk or self.config.train.render_chunk
+    lead = tf.shape(rays["origins"])[:-1]
+    flat = {k: tf.reshape(tf.convert_to_tensor(rays[k], tf.float32),
+                          [-1, rays[k].shape[-1]]) for k in RAY_FIELDS}
+    total = int(flat["origins"].shape[0])
+    pieces = {"rgb": [], "depth": [], "acc": []}
+    for start in range(0, total, chunk):
+      part = {k: v[start:start + chunk] for k, v in flat.items()}
+      n = int(part["origins"].shape[0])
+      if n < chunk:  # pad the last chunk so one traced shape serves all
+        part = {k: tf.concat([v, tf.repeat(v[-1:], chunk - n, 0)], 0)
+                for k, v in part.items()}
+      out = self._render_fn(part)
+      for k in pieces:
+        pieces[k].append(out[k][:n])
+    result = {k: tf.concat(v, 0) for k, v in pieces.items()}
+    result["rgb"] = tf.reshape(result["rgb"], tf.concat([lead, [3]], 0))
+    result["depth"] = tf.reshape(result["depth"], lead)
+    result["acc"] = tf.reshape(result["acc"], lead)
+    return result
+
+  @property
+  def _render_fn(self) -> Callable:
+    fn = getattr(self, "_compiled_render", None)
+    if fn is None:
+      fn = tf.function(lambda rays: self(rays),
+                       jit_compile=self.config.train.jit_compile,
+                       reduce_retracing=True)
+      object.__setattr__(self, "_compiled_render", fn)
+    return fn
+
+  # --- training ---------------------------------------------------------------
+
+  def _step_seed(self, step, replica_id) -> tf.Tensor:
+    base = tf.constant([self.config.train.seed, 0], tf.int64)
+    seed = tf.random.experimental.stateless_fold_in(base, tf.cast(step, tf.int64))
+    return tf.random.experimental.stateless_fold_in(
+        seed, tf.cast(replica_id, tf.int64))
+
+  def _anneal(self, rays, step):
+    r = self.config.reg
+    if r.anneal_steps <= 0:
+      return rays
+    near, far = sampling.anneal_near_far(
+        rays["near"], rays["far"], step, r.anneal_steps,
+        r.anneal_start_fraction, r.anneal_mid_fraction, r.anneal_mode)
+    return {**rays, "near": near, "far": far}
+
+  def tv_weights(self, step) -> tuple[tf.Tensor, tf.Tensor]:
+    """(fine, coarse) depth-smoothness weights at 1-based ``step``."""
+    r = self.config.reg
+    fine = losses.depth_tv_weight(step, r.depth_tv_weight_start,
+                                  r.depth_tv_weight_end, r.depth_tv_decay_steps)
+    if self.config.release_compat:
+      coarse = tf.constant(r.depth_tv_coarse_mult, tf.float32)  # P6
+    else:
+      coarse = r.depth_tv_coarse_mult * fine
+    return fine, coarse
+
+  def compute_losses(self, data, step, seed) -> dict[str, tf.Tensor]:
+    """All loss terms of one (per-replica) batch, unscaled.
+
+    Args:
+      data: batch dict (see the module docstring).
+      step: 1-based step (scalar tensor).
+      seed: shape-[2] int tensor for this step and replica.
+
+    Returns:
+      dict with ``loss`` (the total) and each term.
+    """
+    cfg = self.config
+    ray_seed, patch_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 2))
+    rays = self._anneal(data["rays"], step)
+    outs = self.render_rays(rays, training=True, seed=ray_seed)
+    target = tf.cast(data["rgb"], tf.float32)
+    level_losses = [losses.color_loss(o["rgb"], target) for o in outs]
+    total = level_losses[-1] + cfg.reg.coarse_loss_mult * tf.add_n(
+        [tf.zeros([])] + level_losses[:-1])
+    terms = {
+        "color_loss": level_losses[-1],
+        "psnr": losses.mse_to_psnr(level_losses[-1] / 3.0),
+        "psnr_coarse": losses.mse_to_psnr(level_losses[0] / 3.0),
+        "near": tf.reduce_mean(rays["near"]),
+        "far": tf.reduce_mean(rays["far"]),
+    }
+    tv_term = tf.zeros([])
+    app_term = tf.zeros([])
+    fine_w, coarse_w = self.tv_weights(step)
+    if cfg.uses_patches and "patch_rays" in data:
+      s = cfg.reg.patch_size
+      patch_rays = self._anneal(data["patch_rays"], step)
+      pouts = self.render_rays(patch_rays, training=True, seed=patch_seed)
+      if cfg.depth_tv_enabled:
+        tvs = [losses.depth_tv(tf.reshape(o["depth"], [-1, s, s]),
+                               tf.reshape(o["acc"], [-1, s, s]),
+                               cfg.reg.depth_tv_acc_weighting) for o in pouts]
+        tv_term = tvs[-1]
+        total = total + fine_w * tvs[-1] + coarse_w * tf.add_n(
+            [tf.zeros([])] + tvs[:-1])
+      if cfg.appearance_enabled:
+        patches = tf.reshape(pouts[-1]["rgb"], [-1, s, s, 3])
+        app_term = tf.reduce_mean(
+            tf.cast(self._patch_prior.patch_nll(patches), tf.float32))
+        total = total + cfg.reg.appearance_weight * app_term
+    terms.update({"loss": total, "depth_tv": tv_term, "appearance": app_term,
+                  "tv_weight": fine_w})
+    return terms
+
+  def train_step(self, data):
+    replica_id, num_replicas = _replica_info()
+    step = self.optimizer.iterations + 1
+    seed = self._step_seed(step, replica_id)
+    variables = self.mlp.trainable_variables
+    with tf.GradientTape() as tape:
+      terms = self.compute_losses(data, step, seed)
+      # Keras sums gradients over replicas: scale for a global mean.
+      scaled = terms["loss"] / num_replicas
+      scaled = self.optimizer.scale_loss(scaled)
+    grads = tape.gradient(scaled, variables)
+    grads = [tf.zeros_like(v) if g is None else g
+             for g, v in zip(grads, variables)]
+    # Reduce across replicas first, then clip the global gradient, as the
+    # release does; the optimizer's own SUM all-reduce then sees g/N on every
+    # replica and restores g.
+    ctx = tf.distribute.get_replica_context()
+    if num_replicas > 1:
+      grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    t = self.config.train
+    grads, norm = losses.clip_gradients(grads, t.grad_clip_value,
+                                        t.grad_clip_norm)
+    if num_replicas > 1:
+      grads = [g / num_replicas for g in grads]
+    self.optimizer.apply(grads, variables)
+    terms["grad_norm"] = norm
+    for name, tracker in self._trackers.items():
+      tracker.update_state(terms[name])
+    return {name: tracker.result() for name, tracker in self._trackers.items()}
+
+  def test_step(self, data):
+    out = self.render_rays(data["rays"], training=False)
+    target = tf.cast(data["rgb"], tf.float32)
+    mse = tf.reduce_mean(tf.square(out[-1]["rgb"] - target))
+    self._trackers["psnr"].update_state(losses.mse_to_psnr(mse))
+    self._trackers["color_loss"].update_state(
+        losses.color_loss(out[-1]["rgb"], target))
+    return {"psnr": self._trackers["psnr"].result(),
+            "color_loss": self._trackers["color_loss"].result()}
+
+
+def make_optimizer(config: configs_lib.Config) -> keras.optimizers.Optimizer:
+  """Adam with the log-linear schedule and warm-up of ``config.train``.
+
+  Gradient clipping is done by :meth:`RegNeRF.train_step` (after the
+  cross-replica reduction), not by the optimizer.
+  """
+  t = config.train
+  schedule = losses.LogLinearSchedule(t.lr_init, t.lr_final, t.max_steps,
+                                      t.lr_delay_steps, t.lr_delay_mult)
+  return keras.optimizers.Adam(learning_rate=schedule, beta_1=t.adam_beta1,
+                               beta_2=t.adam_beta2, epsilon=t.adam_epsilon)
+
+
+def build_model(config: configs_lib.Config, patch_prior=None,
+                strategy: tf.distribute.Strategy | None = None) -> RegNeRF:
+  """Creates and compiles a model inside ``strategy``'s scope."""
+  strategy = strategy or tf.distribute.get_strategy()
+  with strategy.scope():
+    model = RegNeRF(config, patch_prior=patch_prior)
+    model.compile(optimizer=make_optimizer(config),
+                  jit_compile=config.train.jit_compile)
+  return model
+
+
+def config_of(model: RegNeRF) -> dict[str, Any]:
+  return dataclasses.asdict(model.config)

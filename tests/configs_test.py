@@ -1,0 +1,93 @@
+"""Tests of regnerf_tf.configs: presets carry the reference values; validation."""
+
+import json
+
+import pytest
+
+from regnerf_tf import configs
+
+
+def test_release_presets_hold_reference_values():
+  dtu3 = configs.get_preset("dtu3")
+  assert dtu3.train.max_steps == 43945
+  assert configs.get_preset("dtu6").train.max_steps == 87891
+  assert configs.get_preset("dtu9").train.max_steps == 131836
+  assert configs.get_preset("llff3").train.max_steps == 69768
+  assert configs.get_preset("llff6").train.max_steps == 139535
+  assert configs.get_preset("llff9").train.max_steps == 209303
+  assert (dtu3.data.near, dtu3.data.far, dtu3.model.ray_shape) == (0.5, 3.5, "cone")
+  assert (dtu3.reg.anneal_steps, dtu3.reg.anneal_start_fraction,
+          dtu3.reg.anneal_mid_fraction) == (256, 0.5, 0.5)
+  assert configs.get_preset("dtu9").reg.anneal_steps == 0
+  llff3 = configs.get_preset("llff3")
+  assert (llff3.data.near, llff3.data.far, llff3.data.ndc) == (0.0, 1.0, True)
+  assert llff3.model.ray_shape == "cylinder"
+  assert (llff3.reg.anneal_steps, llff3.reg.anneal_start_fraction,
+          llff3.reg.anneal_mid_fraction) == (512, 1e-4, 1.0)
+  assert configs.get_preset("llff9").reg.anneal_steps == 0
+  for cfg in (dtu3, llff3):
+    t, r, m = cfg.train, cfg.reg, cfg.model
+    assert (t.lr_init, t.lr_final, t.lr_delay_steps, t.lr_delay_mult) == (
+        2e-3, 2e-5, 512, 0.01)
+    assert (t.grad_clip_value, t.grad_clip_norm) == (0.1, 0.1)
+    assert (t.batch_size, t.patch_batch_size, r.patch_size) == (4096, 4096, 8)
+    assert (r.depth_tv_weight_start, r.depth_tv_weight_end,
+            r.depth_tv_decay_steps, r.coarse_loss_mult) == (400.0, 0.1, 512, 0.1)
+    assert (m.num_samples, m.num_levels, m.density_noise, m.density_bias) == (
+        128, 2, 1.0, -1.0)
+    assert t.n_random_poses == 10000 and t.seed == 20200823
+
+
+def test_baselines_turn_regularisers_off():
+  for name in ("dtu3_mipnerf", "llff3_mipnerf", "dtu3_small_mipnerf"):
+    cfg = configs.get_preset(name)
+    assert not cfg.uses_patches and cfg.reg.anneal_steps == 0
+    assert cfg.train.grad_clip_norm == 0 and cfg.train.lr_delay_steps == 0
+  assert configs.get_preset("dtu3_mipnerf").train.lr_init == 5e-4
+
+
+def test_release_compat_switches_the_quirks():
+  llff = configs.get_preset("llff3")
+  compat = configs.get_preset("llff3", release_compat=True)
+  assert llff.depth_tv_enabled and not compat.depth_tv_enabled
+  assert llff.effective_n_random_poses == 10000
+  assert compat.effective_n_random_poses == 1
+  assert llff.density_noise_mode == "per_sample"
+  assert compat.density_noise_mode == "scalar"
+  assert configs.get_preset("dtu3", release_compat=True).depth_tv_enabled
+
+
+def test_overrides_and_json_round_trip():
+  cfg = configs.get_preset("dtu3", **{"train.batch_size": 1024,
+                                      "model.num_samples": 64})
+  assert cfg.train.batch_size == 1024 and cfg.model.num_samples == 64
+  assert cfg.train.max_steps == 43945  # untouched fields kept
+  again = configs.Config.from_json(cfg.to_json())
+  assert again == cfg
+  json.loads(cfg.to_json())
+  assert configs.parse_override("train.lr_init=1e-3") == ("train.lr_init", 1e-3)
+  assert configs.parse_override("model.ray_shape=cylinder") == (
+      "model.ray_shape", "cylinder")
+  assert configs.parse_override("release_compat=true") == ("release_compat", True)
+
+
+@pytest.mark.parametrize("override,match", [
+    ({"train.batch_size": 0}, "batch_size"),
+    ({"train.batch_size": "many"}, "batch_size"),
+    ({"model.ray_shape": "sphere"}, "ray_shape"),
+    ({"data.far": 0.1}, "far"),
+    ({"reg.anneal_start_fraction": 1.5}, "anneal_start_fraction"),
+    ({"train.patch_batch_size": 100}, "patch_batch_size"),
+    ({"model.skip_layer": 9}, "skip_layer"),
+    ({"train.bogus": 1}, "bogus"),
+    ({"nonsense": 1}, "nonsense"),
+    ({"model.precision": "float16"}, "precision"),
+])
+def test_invalid_values_name_the_field(override, match):
+  with pytest.raises(ValueError, match=match):
+    configs.get_preset("dtu3", **override)
+
+
+def test_unknown_preset():
+  with pytest.raises(ValueError, match="dtu3"):
+    configs.get_preset("dtu4")

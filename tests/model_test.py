@@ -1,0 +1,189 @@
+"""Tests of the RegNeRF model: losses, schedules, prior, distribution."""
+
+import numpy as np
+import pytest
+import keras
+import tensorflow as tf
+
+from regnerf_tf import configs, losses, model as model_lib, sampling
+
+TINY = {"model.net_depth": 2, "model.net_width": 16, "model.skip_layer": 0,
+        "model.net_width_viewdirs": 8, "model.num_samples": 8,
+        "model.max_deg_point": 6, "train.batch_size": 32,
+        "train.patch_batch_size": 32, "reg.patch_size": 4,
+        "train.max_steps": 100, "reg.depth_tv_decay_steps": 20,
+        "reg.anneal_steps": 10, "train.lr_delay_steps": 5}
+
+
+def tiny_config(**extra):
+  return configs.get_preset("dtu3_small", **{**TINY, **extra})
+
+
+def make_rays(n, seed, near=0.5, far=3.5):
+  rng = np.random.default_rng(seed)
+  d = np.concatenate([rng.normal(scale=0.2, size=(n, 2)), np.ones((n, 1))], -1)
+  d = d.astype(np.float32)
+  return {"origins": np.zeros((n, 3), np.float32), "directions": d,
+          "viewdirs": d / np.linalg.norm(d, axis=-1, keepdims=True),
+          "radii": np.full((n, 1), 0.002, np.float32),
+          "near": np.full((n, 1), near, np.float32),
+          "far": np.full((n, 1), far, np.float32)}
+
+
+def make_batch(n=32, patches=32, seed=0):
+  rng = np.random.default_rng(seed + 100)
+  batch = {"rays": make_rays(n, seed),
+           "rgb": rng.uniform(0.2, 0.8, size=(n, 3)).astype(np.float32)}
+  if patches:
+    batch["patch_rays"] = make_rays(patches, seed + 1)
+  return batch
+
+
+def test_train_step_lowers_the_colour_loss_on_a_constant_target():
+  cfg = tiny_config(**{"train.lr_init": 5e-3, "train.lr_final": 5e-3,
+                       "train.lr_delay_steps": 0})
+  batch = make_batch()
+  batch["rgb"] = np.full_like(batch["rgb"], 0.8)
+  model = model_lib.build_model(cfg)
+  ds = tf.data.Dataset.from_tensors(batch).repeat()
+  history = model.fit(ds, steps_per_epoch=40, epochs=2, verbose=0).history
+  assert all(np.isfinite(v).all() for v in history.values())
+  first = model_lib.RegNeRF(cfg)
+  start = float(losses.color_loss(first(batch["rays"])["rgb"], batch["rgb"]))
+  end = float(losses.color_loss(model(batch["rays"])["rgb"], batch["rgb"]))
+  assert end < 0.25 * start
+  assert int(model.optimizer.iterations) == 80
+
+
+def test_logged_terms_follow_schedules_from_the_optimizer_step():
+  cfg = tiny_config()
+  model = model_lib.build_model(cfg)
+  batch = make_batch()
+  ds = tf.data.Dataset.from_tensors(batch).repeat()
+  model.fit(ds, steps_per_epoch=1, epochs=1, verbose=0)  # builds the optimizer
+  model.optimizer.iterations.assign(4)  # the next step is step 5
+  logs = model.fit(ds, steps_per_epoch=1, epochs=1, verbose=0).history
+  near, far = sampling.anneal_near_far(0.5, 3.5, 5, 10, 0.5, 0.5)
+  assert logs["near"][0] == pytest.approx(float(near), rel=1e-5)
+  assert logs["far"][0] == pytest.approx(float(far), rel=1e-5)
+  assert logs["tv_weight"][0] == pytest.approx(
+      float(losses.depth_tv_weight(5, 400.0, 0.1, 20)), rel=1e-5)
+  assert int(model.optimizer.iterations) == 5
+  lr = model.optimizer.learning_rate  # schedule(iterations) = release step 6
+  assert float(lr) == pytest.approx(
+      float(losses.log_linear_lr(6, 2e-3, 2e-5, 100, 5, 0.01)), rel=1e-5)
+
+
+def test_compute_losses_composition():
+  cfg = tiny_config()
+  model = model_lib.RegNeRF(cfg)
+  batch = {k: (tf.nest.map_structure(tf.constant, v)) for k, v in
+           make_batch().items()}
+  seed = tf.constant([3, 4], tf.int64)
+  step = tf.constant(7, tf.int64)
+  terms = model.compute_losses(batch, step, seed)
+  ray_seed, patch_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  rays = model._anneal(batch["rays"], step)
+  outs = model.render_rays(rays, True, ray_seed)
+  prays = model._anneal(batch["patch_rays"], step)
+  pouts = model.render_rays(prays, True, patch_seed)
+  c = [float(losses.color_loss(o["rgb"], batch["rgb"])) for o in outs]
+  tv = [float(losses.depth_tv(tf.reshape(o["depth"], [-1, 4, 4]),
+                              tf.reshape(o["acc"], [-1, 4, 4]))) for o in pouts]
+  w = float(losses.depth_tv_weight(7, 400.0, 0.1, 20))
+  expected = c[1] + 0.1 * c[0] + w * tv[1] + 0.1 * w * tv[0]
+  assert float(terms["loss"]) == pytest.approx(expected, rel=1e-5)
+  # release_compat: the coarse TV weight is a constant 0.1 (P6).
+  compat = model_lib.RegNeRF(tiny_config(release_compat=True))
+  compat.set_weights(model.get_weights())
+  fine_w, coarse_w = compat.tv_weights(7)
+  assert float(coarse_w) == pytest.approx(0.1)
+  assert float(fine_w) == pytest.approx(w)
+
+
+@keras.saving.register_keras_serializable(package="regnerf_tf_tests")
+class QuadraticPrior(keras.layers.Layer):
+  """Test double: NLL = Σ (patch − centre)² per patch, with a variable."""
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self.centre = self.add_weight(shape=(), initializer=keras.initializers.Constant(0.9),
+                                  name="centre")
+
+  def patch_nll(self, patches):
+    return tf.reduce_sum(tf.square(patches - self.centre), axis=[1, 2, 3])
+
+
+def test_appearance_term_uses_the_frozen_prior():
+  prior = QuadraticPrior()
+  cfg = tiny_config(**{"reg.appearance_weight": 0.5})
+  with pytest.raises(ValueError, match="patch prior"):
+    model_lib.RegNeRF(cfg)
+  model = model_lib.build_model(cfg, patch_prior=prior)
+  batch = {k: tf.nest.map_structure(tf.constant, v) for k, v in make_batch().items()}
+  seed = tf.constant([1, 2], tf.int64)
+  terms = model.compute_losses(batch, tf.constant(3, tf.int64), seed)
+  _, patch_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  prays = model._anneal(batch["patch_rays"], tf.constant(3, tf.int64))
+  patches = tf.reshape(model.render_rays(prays, True, patch_seed)[-1]["rgb"],
+                       [-1, 4, 4, 3])
+  expected = float(tf.reduce_mean(prior.patch_nll(patches)))
+  assert float(terms["appearance"]) == pytest.approx(expected, rel=1e-5)
+  before = [v.numpy().copy() for v in model.mlp.weights]
+  ds = tf.data.Dataset.from_tensors(make_batch()).repeat()
+  model.fit(ds, steps_per_epoch=5, epochs=1, verbose=0)
+  assert float(prior.centre) == pytest.approx(0.9)  # prior untouched
+  assert not prior.trainable
+  assert any(not np.allclose(b, v.numpy()) for b, v in zip(before, model.mlp.weights))
+  assert all(v is not prior.centre for v in model.trainable_variables)
+
+
+def test_deterministic_evaluation_and_chunked_rendering():
+  model = model_lib.RegNeRF(tiny_config())
+  rays = make_rays(50, 9)
+  a = model(rays)
+  b = model.render_chunked(rays, chunk=16)
+  for k in ("rgb", "depth", "acc"):
+    np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), atol=1e-6)
+  img = {k: v.reshape(5, 10, -1) for k, v in rays.items()}
+  c = model.render_chunked(img, chunk=16)
+  assert c["rgb"].shape == (5, 10, 3) and c["depth"].shape == (5, 10)
+  with pytest.raises(ValueError, match="radii"):
+    model({k: v for k, v in rays.items() if k != "radii"})
+
+
+def test_get_config_round_trip():
+  model = model_lib.RegNeRF(tiny_config())
+  clone = model_lib.RegNeRF.from_config(model.get_config())
+  assert clone.config == model.config
+
+
+def _fit_weights(strategy, cfg, batches, steps):
+  model = model_lib.build_model(cfg, strategy=strategy)
+  ds = tf.data.Dataset.from_tensor_slices(batches)
+  history = model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0).history
+  return [v.numpy() for v in model.mlp.weights], history
+
+
+def test_mirrored_strategy_step_equals_single_device_step():
+  devices = tf.config.list_logical_devices("CPU")
+  if len(devices) < 2:
+    pytest.skip("needs two logical CPU devices (set up in conftest)")
+  # No clipping, so that the logged gradient norm reveals any scaling error
+  # (Adam's update alone is nearly invariant to the gradient's scale).
+  cfg = tiny_config(**{"train.randomized": False, "model.density_noise": 0.0,
+                       "train.batch_size": 32, "train.patch_batch_size": 32,
+                       "train.grad_clip_value": 0.0,
+                       "train.grad_clip_norm": 0.0})
+  steps = 3
+  per_step = [make_batch(32, 32, seed=s) for s in range(steps)]
+  stacked = tf.nest.map_structure(lambda *xs: np.stack(xs), *per_step)
+  keras.utils.set_random_seed(0)
+  single, h1 = _fit_weights(tf.distribute.get_strategy(), cfg, stacked, steps)
+  keras.utils.set_random_seed(0)
+  mirrored = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+  double, h2 = _fit_weights(mirrored, cfg, stacked, steps)
+  for a, b in zip(single, double):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  for key in ("loss", "color_loss", "depth_tv", "grad_norm"):
+    assert h1[key][0] == pytest.approx(h2[key][0], rel=1e-5, abs=1e-6)
