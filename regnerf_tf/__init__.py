@@ -71,3 +71,6 @@ def _install_source_tree_finder():
 
 
 _install_source_tree_finder()
+
+# Registers the TFDS builders dtu_sparse and llff_sparse.
+from regnerf_tf import datasets as _datasets  # noqa: E402,F401

@@ -242,8 +242,9 @@ def pixel_radii(directions) -> tf.Tensor:
   """Cone base radii from the spacing of neighbouring ray directions.
 
   The distance between the (unnormalised) directions of pixel (y, x) and
-  (y + 1, x), times 2/√12; the last row reuses the previous row's value (the
-  release's choice of neighbour).
+  (y + 1, x), times 2/√12; the last row takes the spacing between rows H − 3
+  and H − 2 (as the release does: it repeats the second-to-last entry of the
+  spacing array).
 
   Args:
     directions: [..., H, W, 3] with H ≥ 2.
@@ -316,7 +317,8 @@ def ndc_radii(ndc_origins) -> tf.Tensor:
   """Cylinder radii in NDC from the spacing of neighbouring NDC origins.
 
   Mean of the distances to the next pixel along rows and along columns (the last
-  row/column reuses its neighbour's value), times 2/√12.
+  row/column takes the spacing between indices −3 and −2, as the release does),
+  times 2/√12.
 
   Args:
     ndc_origins: [..., H, W, 3] with H, W ≥ 2.

@@ -132,9 +132,10 @@ def view_rays(camtoworld, intrinsics, height: int, width: int, kind: str,
 def _neighbour_pair(coord: tf.Tensor, size) -> tf.Tensor:
   """First pixel of the neighbour pair whose spacing sets the radius.
 
-  Rows 0..size-2 use (i, i+1); the last row reuses the spacing of row size-2's
-  left neighbour pair, i.e. (size-3, size-2), exactly as ``camera.pixel_radii``
-  and ``camera.ndc_radii`` (and the release) do.
+  Pixel i uses the pair (i, i + 1); the last pixel (size - 1) uses the pair
+  (size - 3, size - 2). This is what ``camera.pixel_radii`` and
+  ``camera.ndc_radii`` compute on full images (mip-NeRF's
+  ``concatenate([dx, dx[-2:-1]])``).
   """
   size = tf.cast(size, coord.dtype)
   return tf.where(coord >= size - 1.0, size - 3.0, coord)

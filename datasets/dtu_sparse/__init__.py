@@ -1,0 +1,1 @@
+"""TFDS builder ``dtu_sparse``: DTU scans for sparse-view synthesis (RegNeRF)."""

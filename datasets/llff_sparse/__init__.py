@@ -1,0 +1,1 @@
+"""TFDS builder ``llff_sparse``: LLFF scenes for sparse-view synthesis (RegNeRF)."""

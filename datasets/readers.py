@@ -1,0 +1,752 @@
+"""Scene readers: a folder on disk → one record per view.
+
+Supported layouts (reference §1, pitfalls P12, P14, P20):
+
+* **LLFF**: ``poses_bounds.npy`` + ``images_<factor>/`` (or ``images/``, then
+  downsampled here). OpenGL cameras after the axis fix, translations and bounds
+  scaled by 1 / (0.75 · min bound), poses recentred.
+* **DTU, official layout**: ``Rectified/<scan>/rect_{i:03d}_3_r5000.png`` with
+  ``Calibration/cal18/pos_{i:03d}.txt`` (3×4 projections) and optionally the
+  RegNeRF/IDR masks ``<mask_root>/<scan>/[mask/]{i-1:03d}.png``.
+* **DTU, IDR/NeuS layout**: ``cameras.npz`` or ``cameras_sphere.npz``
+  (``world_mat_i``) with ``image/`` or ``images/`` (or downscaled copies such as
+  ``images_4/``) and optional ``mask/`` (or ``mask_4/``).
+* **Blender**: ``transforms_{train,val,test}.json``.
+
+DTU cameras are OpenCV (z forward, y down): each projection P = K[R|t] is split
+by an RQ decomposition, K divided by K[2, 2], camera-to-world = [Rᵀ | C]; the
+poses of all (at most 49) cameras are recentred and rescaled so that every camera
+centre lies in [-1, 1]³. Intrinsics are scaled by the ratio of the actual image
+width to the 1600 pixels the cameras were calibrated at.
+
+Every reader returns ``list[dict]`` with these fields (one dict per view, sorted
+by view index):
+
+=====================  =============  =========================================
+``image``              uint8          [H, W, 3]
+``mask``               uint8          [H, W, 1], 255 = object (DTU, Blender only)
+``has_mask``           bool           False: ``mask`` is an all-255 placeholder
+``camtoworld``         float32        [3, 4] camera-to-world
+``intrinsics``         float32        [3, 3] K in pixels of ``image``
+``near``, ``far``      float32        DTU 0.5/3.5; LLFF this view's scaled bounds
+``scene``              str            e.g. ``"scan24"``, ``"fern"``
+``view_index``         int32          0-based index within the scene
+``file_name``          str            image file name
+``kind``               str            ``"dtu"``, ``"llff"`` or ``"blender"``
+``scene_camtoworlds``  float32        [N, 3, 4] all N cameras of the scene
+``scene_intrinsics``   float32        [N, 3, 3] their intrinsics
+``scene_bounds``       float32        [N, 2] their near/far
+``world_transform``    float32        [4, 4] maps the source world frame to ours
+=====================  =============  =========================================
+
+All file access goes through ``tf.io.gfile`` and NumPy files are never unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import imageio.v3 as iio
+import numpy as np
+import tensorflow as tf
+
+from regnerf_tf import camera
+from regnerf_tf.datasets import image_ops
+from regnerf_tf.datasets import splits
+
+Record = dict[str, Any]
+
+DTU_CALIBRATION_SIZE = (1200, 1600)  # (H, W) the DTU cameras are calibrated at.
+DTU_NEAR, DTU_FAR = 0.5, 3.5
+BLENDER_NEAR, BLENDER_FAR = 2.0, 6.0
+DTU_IMAGE_PATTERN = "rect_{:03d}_3_r5000.png"
+DTU_CAMERA_PATTERN = "pos_{:03d}.txt"
+DTU_CAMERA_FILES = ("cameras.npz", "cameras_sphere.npz")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+FORMATS = ("llff", "dtu", "dtu_idr", "blender")
+
+
+# ----------------------------------------------------------------------------
+# File helpers (tf.io.gfile so that TFDS builders can use them).
+# ----------------------------------------------------------------------------
+
+
+def _join(*parts: str) -> str:
+  return "/".join([str(parts[0]).rstrip("/")] + [str(p).strip("/") for p in parts[1:]])
+
+
+def _exists(path: str) -> bool:
+  return tf.io.gfile.exists(str(path))
+
+
+def _isdir(path: str) -> bool:
+  return tf.io.gfile.isdir(str(path))
+
+
+def _read_bytes(path: str) -> bytes:
+  try:
+    with tf.io.gfile.GFile(str(path), "rb") as f:
+      return f.read()
+  except tf.errors.NotFoundError as e:
+    raise FileNotFoundError(f"Expected the file {path}, but it does not exist.") from e
+
+
+def _natural_key(name: str) -> list[Any]:
+  return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def _list_images(folder: str) -> list[str]:
+  """Image file names in ``folder`` (png/jpg/jpeg, any case), natural order."""
+  names = [n for n in tf.io.gfile.listdir(str(folder))
+           if n.lower().endswith(IMAGE_EXTENSIONS)]
+  return sorted(names, key=_natural_key)
+
+
+def read_image(path: str) -> np.ndarray:
+  """Decodes an image file to uint8 [H, W, C] (C = 1, 3 or 4).
+
+  16-bit images are scaled to 8 bits. Raises ``ValueError`` naming the file if it
+  cannot be decoded.
+  """
+  data = _read_bytes(path)
+  try:
+    image = np.asarray(iio.imread(data, extension="." + str(path).rsplit(".", 1)[-1].lower()))
+  except Exception as e:  # imageio raises many types on corrupt data.
+    raise ValueError(f"Could not decode the image {path} ({type(e).__name__}: "
+                     f"{e}). Expected a readable PNG/JPEG; re-download or "
+                     "replace the file.") from e
+  if image.dtype == np.uint16:
+    image = image_ops.to_uint8(image / 257.0)
+  elif image.dtype != np.uint8:
+    raise ValueError(f"Image {path} has dtype {image.dtype}; expected 8- or "
+                     "16-bit integer pixels.")
+  if image.ndim == 2:
+    image = image[:, :, None]
+  if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
+    raise ValueError(f"Image {path} has shape {image.shape}; expected [H, W] or "
+                     "[H, W, C] with C in 1..4.")
+  return image
+
+
+def load_npy(path: str) -> np.ndarray:
+  """``np.load`` of a .npy file through gfile, never unpickling."""
+  try:
+    return np.load(io.BytesIO(_read_bytes(path)), allow_pickle=False)
+  except ValueError as e:
+    raise ValueError(f"Could not read {path} as a NumPy array without pickle "
+                     f"({e}). Expected a plain numeric .npy file.") from e
+
+
+def load_npz(path: str) -> dict[str, np.ndarray]:
+  """All arrays of a .npz file through gfile, never unpickling."""
+  try:
+    with np.load(io.BytesIO(_read_bytes(path)), allow_pickle=False) as data:
+      return {k: np.asarray(data[k]) for k in data.files}
+  except (ValueError, OSError) as e:
+    raise ValueError(f"Could not read {path} as a NumPy .npz archive without "
+                     f"pickle ({e}). Expected numeric arrays.") from e
+
+
+def _check_finite(array: np.ndarray, what: str) -> None:
+  if not np.all(np.isfinite(array)):
+    raise ValueError(f"{what} contains NaN or infinite values; expected finite "
+                     "numbers. Re-export or re-download the camera file.")
+
+
+# ----------------------------------------------------------------------------
+# Camera maths.
+# ----------------------------------------------------------------------------
+
+
+def _rq(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """RQ decomposition of a [3, 3] matrix: matrix = upper @ orthogonal."""
+  flip = np.eye(3)[::-1]
+  q, r = np.linalg.qr((flip @ matrix).T)
+  upper = flip @ r.T @ flip
+  ortho = flip @ q.T
+  signs = np.diag(np.where(np.diag(upper) < 0, -1.0, 1.0))
+  return upper @ signs, signs @ ortho
+
+
+def decompose_projection(projection: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Splits a projection matrix P = K [R | t] (OpenCV convention).
+
+  Args:
+    projection: [3, 4] (or [4, 4], last row ignored) world → pixel projection.
+
+  Returns:
+    (K [3, 3] with K[2, 2] = 1 and positive focal lengths, camera-to-world
+    [3, 4] = [Rᵀ | C] with C the camera centre), float64.
+  """
+  projection = np.asarray(projection, np.float64)
+  if projection.shape not in ((3, 4), (4, 4)):
+    raise ValueError(f"Expected a [3, 4] projection matrix; received shape "
+                     f"{projection.shape}.")
+  projection = projection[:3]
+  _check_finite(projection, "The projection matrix")
+  left = projection[:, :3]
+  det = np.linalg.det(left)
+  if abs(det) < 1e-12 * max(1.0, np.abs(left).max() ** 3):
+    raise ValueError("The projection matrix has a singular 3×3 part; expected "
+                     "P = K[R|t] with invertible K R.")
+  if det < 0:  # P is defined up to scale; choose the sign with det(R) = +1.
+    projection = -projection
+    left = -left
+  k, rotation = _rq(left)
+  k = k / k[2, 2]
+  centre = -np.linalg.solve(left, projection[:, 3])
+  return k, np.concatenate([rotation.T, centre[:, None]], axis=1)
+
+
+def _scale_intrinsics(k: np.ndarray, scale: float) -> np.ndarray:
+  return np.diag([scale, scale, 1.0]) @ k
+
+
+# ----------------------------------------------------------------------------
+# Shared record assembly.
+# ----------------------------------------------------------------------------
+
+
+def _fit_to_size(image: np.ndarray, size: tuple[int, int], method: str,
+                 path: str) -> np.ndarray:
+  """Downsamples ``image`` by the integer factor that gives ``size`` (float64)."""
+  h, w = image.shape[:2]
+  factor = w // size[1] if size[1] else 0
+  if factor < 1 or w != factor * size[1] or h != factor * size[0]:
+    raise ValueError(f"{path} is {w}×{h} pixels; expected {size[1]}×{size[0]} or "
+                     "an integer multiple of it (all images and masks of a scene "
+                     "must have the same aspect ratio and size).")
+  return image_ops.downsample(image.astype(np.float64), factor, method)
+
+
+def _binarise_mask(mask: np.ndarray) -> np.ndarray:
+  """Foreground = exactly 255 in the first three channels (pitfall P12). [H, W] 0/1."""
+  channels = mask[..., :3] if mask.shape[-1] >= 3 else mask[..., :1]
+  return np.all(channels == 255, axis=-1).astype(np.float64)
+
+
+def _views_to_read(views: Sequence[int] | None, num: int) -> list[int]:
+  if views is None:
+    return list(range(num))
+  views = sorted(set(int(v) for v in views))
+  bad = [v for v in views if not 0 <= v < num]
+  if bad:
+    raise ValueError(f"Requested views {bad} do not exist; the scene has {num} "
+                     f"views (indices 0..{num - 1}).")
+  return views
+
+
+def _dtu_records(name: str, projections: np.ndarray,
+                 image_path: Callable[[int], str],
+                 mask_path: Callable[[int], str | None],
+                 factor: int, resize: str, views: Sequence[int] | None
+                 ) -> list[Record]:
+  """Records of a DTU scan from its [N, 3, 4] projections (1600×1200 pixels)."""
+  num = projections.shape[0]
+  ks, poses = zip(*(decompose_projection(p) for p in projections))
+  ks, poses = np.stack(ks), np.stack(poses)
+  poses, recentre = camera.recenter_poses(poses)
+  poses, scale = camera.rescale_poses(poses)
+  world_transform = np.diag([scale, scale, scale, 1.0]) @ recentre
+
+  target = (DTU_CALIBRATION_SIZE[0] // factor, DTU_CALIBRATION_SIZE[1] // factor)
+  views = _views_to_read(views, num)
+  # The output size is fixed by the first image that is read: files at or below
+  # the target resolution are used as they are, larger ones are downsampled by
+  # the integer factor that reaches the target.
+  probe = read_image(image_path(views[0] if views else 0))
+  if probe.shape[1] > target[1]:
+    size = target
+  else:
+    size = probe.shape[:2]
+  pixel_scale = size[1] / DTU_CALIBRATION_SIZE[1]
+  if abs(size[0] / DTU_CALIBRATION_SIZE[0] - pixel_scale) > 1e-6:
+    raise ValueError(f"DTU images of scan {name} are {size[1]}×{size[0]}; expected "
+                     f"the 4:3 aspect of the 1600×1200 calibration.")
+  ks = _scale_intrinsics(ks, pixel_scale)
+  bounds = np.tile(np.array([[DTU_NEAR, DTU_FAR]]), (num, 1))
+
+  records = []
+  for i in views:
+    path = image_path(i)
+    image = read_image(path)
+    if image.shape[-1] < 3:
+      raise ValueError(f"{path} has {image.shape[-1]} channel(s); expected RGB.")
+    image = image_ops.to_uint8(_fit_to_size(image[..., :3], size, resize, path))
+    mpath = mask_path(i)
+    if mpath is not None:
+      mask = _fit_to_size(_binarise_mask(read_image(mpath))[..., None], size,
+                          resize, mpath)
+      mask = image_ops.to_uint8(mask * 255.0)
+    else:
+      mask = np.full(size + (1,), 255, np.uint8)
+    records.append(_record(
+        image=image, mask=mask, has_mask=mpath is not None, camtoworld=poses[i],
+        intrinsics=ks[i], near=DTU_NEAR, far=DTU_FAR, scene=name, view_index=i,
+        file_name=path.rsplit("/", 1)[-1], kind="dtu", scene_camtoworlds=poses,
+        scene_intrinsics=ks, scene_bounds=bounds,
+        world_transform=world_transform))
+  return records
+
+
+def _record(**fields: Any) -> Record:
+  out = dict(fields)
+  for key in ("camtoworld", "intrinsics", "scene_camtoworlds", "scene_intrinsics",
+              "scene_bounds", "world_transform"):
+    out[key] = np.asarray(out[key], np.float32)
+  out["near"] = np.float32(out["near"])
+  out["far"] = np.float32(out["far"])
+  out["view_index"] = np.int32(out["view_index"])
+  out["has_mask"] = bool(out["has_mask"])
+  return out
+
+
+# ----------------------------------------------------------------------------
+# DTU, official layout.
+# ----------------------------------------------------------------------------
+
+
+def _first_existing(candidates: Sequence[str]) -> str | None:
+  for c in candidates:
+    if _exists(c):
+      return c
+  return None
+
+
+def _parent(path: str, levels: int = 1) -> str:
+  path = str(path).rstrip("/")
+  for _ in range(levels):
+    path = path.rsplit("/", 1)[0] if "/" in path else "."
+  return path
+
+
+def dtu_mask_candidates(mask_root: str, scan: str, index: int) -> list[str]:
+  """Mask files RegNeRF's layout may use for 0-based view ``index`` (P12)."""
+  return [_join(mask_root, scan, "mask", f"{index:03d}.png"),
+          _join(mask_root, scan, f"{index:03d}.png")]
+
+
+def read_dtu(scan_dir: str, *, calibration_dir: str | None = None,
+             mask_root: str | None = None, factor: int = 4,
+             resize: str = "release", views: Sequence[int] | None = None,
+             num_images: int = splits.DTU_NUM_IMAGES) -> list[Record]:
+  """Reads a scan in the official DTU layout (as RegNeRF's release does).
+
+  Args:
+    scan_dir: ``.../Rectified/scan<N>`` holding ``rect_{i:03d}_3_r5000.png``
+      for i = 1..49.
+    calibration_dir: folder with ``pos_{i:03d}.txt``; default: the first of
+      ``<scan_dir>/../../Calibration/cal18`` and ``<scan_dir>/../Calibration/cal18``
+      that exists.
+    mask_root: folder with ``<scan>/[mask/]{i:03d}.png`` (RegNeRF's
+      ``idrmasks``); default: ``idrmasks`` or ``submission_data/idrmasks`` next
+      to ``Rectified``, if present. Views without a mask file get
+      ``has_mask = False``.
+    factor: downsampling relative to 1600×1200 (4 → 400×300).
+    resize: "release" (centre-2×2 bilinear, pitfall P1) or "area".
+    views: 0-based view indices to load images for (default: all).
+    num_images: cameras used (and normalised over); the release uses 49.
+
+  Returns:
+    One record per requested view (see the module docstring).
+  """
+  scan_dir = str(scan_dir).rstrip("/")
+  scan = scan_dir.rsplit("/", 1)[-1]
+  if calibration_dir is None:
+    tried = [_join(_parent(scan_dir, 2), "Calibration", "cal18"),
+             _join(_parent(scan_dir, 1), "Calibration", "cal18")]
+    calibration_dir = _first_existing(tried)
+    if calibration_dir is None:
+      raise FileNotFoundError(
+          f"No DTU calibration found for {scan_dir}: looked for "
+          f"{' and '.join(tried)} (files pos_001.txt..pos_049.txt). Download "
+          "the DTU SampleSet (SampleSet/MVS Data/Calibration/cal18) and place "
+          "Calibration/ next to Rectified/, or pass calibration_dir.")
+  if mask_root is None:
+    base = _parent(scan_dir, 2)
+    mask_root = _first_existing([_join(base, "idrmasks"),
+                                 _join(base, "submission_data", "idrmasks")])
+  missing = []
+  projections = []
+  for i in range(1, num_images + 1):
+    image_file = _join(scan_dir, DTU_IMAGE_PATTERN.format(i))
+    camera_file = _join(calibration_dir, DTU_CAMERA_PATTERN.format(i))
+    if not _exists(image_file):
+      missing.append(image_file)
+    if not _exists(camera_file):
+      missing.append(camera_file)
+      continue
+    text = _read_bytes(camera_file).decode("utf-8", errors="replace")
+    try:
+      p = np.array([float(v) for v in text.split()], np.float64)
+    except ValueError as e:
+      raise ValueError(f"{camera_file} is not a list of numbers ({e}); expected "
+                       "a 3×4 projection matrix as text.") from e
+    if p.size != 12:
+      raise ValueError(f"{camera_file} holds {p.size} numbers; expected 12 (a "
+                       "3×4 projection matrix).")
+    projections.append(p.reshape(3, 4))
+  if missing:
+    shown = "\n  ".join(missing[:6])
+    raise FileNotFoundError(
+        f"The DTU scan {scan_dir} is incomplete: {len(missing)} expected file(s) "
+        f"are missing, e.g.\n  {shown}\nExpected images "
+        f"{DTU_IMAGE_PATTERN.format(1)}..{DTU_IMAGE_PATTERN.format(num_images)} "
+        f"(light condition 3) and cameras pos_001.txt..pos_{num_images:03d}.txt.")
+
+  def mask_path(i: int) -> str | None:
+    if mask_root is None:
+      return None
+    return _first_existing(dtu_mask_candidates(mask_root, scan, i))
+
+  return _dtu_records(scan, np.stack(projections),
+                      lambda i: _join(scan_dir, DTU_IMAGE_PATTERN.format(i + 1)),
+                      mask_path, factor, resize, views)
+
+
+# ----------------------------------------------------------------------------
+# DTU, IDR / NeuS layout.
+# ----------------------------------------------------------------------------
+
+
+def _idr_folder(scan_dir: str, stems: Sequence[str]) -> str | None:
+  """The full-resolution folder if present, else the first downscaled copy."""
+  names = set(n.rstrip("/") for n in tf.io.gfile.listdir(scan_dir))
+  for stem in stems:
+    if stem in names and _isdir(_join(scan_dir, stem)):
+      return stem
+  pattern = re.compile(r"^(%s)_(\d+)$" % "|".join(stems))
+  scaled = sorted((int(m.group(2)), n) for n in names
+                  if (m := pattern.match(n)) and _isdir(_join(scan_dir, n)))
+  return scaled[0][1] if scaled else None
+
+
+def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
+                 views: Sequence[int] | None = None,
+                 num_images: int = splits.DTU_NUM_IMAGES,
+                 use_masks: bool = True) -> list[Record]:
+  """Reads a DTU scan in the IDR/NeuS layout.
+
+  ``world_mat_i`` of ``cameras.npz`` / ``cameras_sphere.npz`` is the projection of
+  view i in DTU world units (equal to ``pos_{i+1:03d}.txt``); ``scale_mat_i`` is
+  not needed because poses are recentred and rescaled anyway.
+
+  Args:
+    scan_dir: folder with the camera file, ``image/`` or ``images/`` (or a
+      downscaled copy such as ``images_4/``) and optionally ``mask/``
+      (or ``mask_4/``).
+    factor, resize, views, num_images: as for :func:`read_dtu`.
+    use_masks: read the mask folder if there is one.
+
+  Returns:
+    One record per requested view.
+  """
+  scan_dir = str(scan_dir).rstrip("/")
+  camera_file = _first_existing([_join(scan_dir, n) for n in DTU_CAMERA_FILES])
+  image_dir = _idr_folder(scan_dir, ("image", "images"))
+  if camera_file is None or image_dir is None:
+    raise FileNotFoundError(
+        f"{scan_dir} is not a DTU scan in IDR/NeuS layout: expected "
+        f"{' or '.join(DTU_CAMERA_FILES)} (found: {camera_file is not None}) and "
+        f"an image folder image/, images/ or images_<k>/ (found: "
+        f"{image_dir is not None}).")
+  cams = load_npz(camera_file)
+  count = 0
+  while f"world_mat_{count}" in cams:
+    count += 1
+  if count == 0:
+    raise ValueError(f"{camera_file} has no world_mat_0; expected keys "
+                     "world_mat_0..world_mat_<N-1> (IDR/NeuS convention).")
+  image_names = _list_images(_join(scan_dir, image_dir))
+  if len(image_names) != count:
+    raise ValueError(
+        f"{scan_dir}: {len(image_names)} images in {image_dir}/ but {count} "
+        f"cameras (world_mat_*) in {camera_file.rsplit('/', 1)[-1]}; expected one "
+        "camera per image. Remove extra images or use the matching camera file.")
+  mask_dir = None
+  mask_names: list[str] = []
+  if use_masks:
+    suffix = image_dir.split("_", 1)[1] if "_" in image_dir else None
+    stems = ([f"mask_{suffix}", f"masks_{suffix}"] if suffix else []) + ["mask", "masks"]
+    mask_dir = next((s for s in stems if _isdir(_join(scan_dir, s))), None)
+    if mask_dir is None:
+      mask_dir = _idr_folder(scan_dir, ("mask", "masks"))
+    if mask_dir is not None:
+      mask_names = _list_images(_join(scan_dir, mask_dir))
+      if len(mask_names) != count:
+        raise ValueError(
+            f"{scan_dir}: {len(mask_names)} masks in {mask_dir}/ but {count} "
+            "images; expected one mask per image (or no mask folder).")
+  num = min(count, num_images)
+  projections = []
+  for i in range(num):
+    p = np.asarray(cams[f"world_mat_{i}"], np.float64)
+    if p.shape not in ((4, 4), (3, 4)):
+      raise ValueError(f"world_mat_{i} in {camera_file} has shape {p.shape}; "
+                       "expected 4×4 (or 3×4).")
+    _check_finite(p, f"world_mat_{i} in {camera_file}")
+    projections.append(p[:3])
+
+  def mask_path(i: int) -> str | None:
+    return _join(scan_dir, mask_dir, mask_names[i]) if mask_dir else None
+
+  return _dtu_records(scan_dir.rsplit("/", 1)[-1], np.stack(projections),
+                      lambda i: _join(scan_dir, image_dir, image_names[i]),
+                      mask_path, factor, resize, views)
+
+
+# ----------------------------------------------------------------------------
+# LLFF.
+# ----------------------------------------------------------------------------
+
+
+def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
+              views: Sequence[int] | None = None) -> list[Record]:
+  """Reads an LLFF scene (reference §1.3).
+
+  Args:
+    scene_dir: folder with ``poses_bounds.npy`` and ``images_<factor>/``; if
+      that folder is missing, ``images/`` is downsampled by ``factor`` here.
+    factor: downsampling relative to the resolution in ``poses_bounds.npy``.
+    resize: filter used only when downsampling ``images/`` ("area" or "release").
+    views: 0-based view indices to load images for (default: all).
+
+  Returns:
+    One record per requested view; ``near``/``far`` are the view's scaled bounds.
+  """
+  scene_dir = str(scene_dir).rstrip("/")
+  poses_file = _join(scene_dir, "poses_bounds.npy")
+  image_dir = _join(scene_dir, f"images_{factor}")
+  downsample_by = 1
+  if not _isdir(image_dir):
+    if _isdir(_join(scene_dir, "images")):
+      image_dir, downsample_by = _join(scene_dir, "images"), factor
+    else:
+      image_dir = None
+  if not _exists(poses_file) or image_dir is None:
+    raise FileNotFoundError(
+        f"{scene_dir} is not an LLFF scene: expected poses_bounds.npy (found: "
+        f"{_exists(poses_file)}) and images_{factor}/ or images/ (found: "
+        f"{image_dir is not None}).")
+  data = load_npy(poses_file)
+  if data.ndim != 2 or data.shape[1] != 17 or data.shape[0] == 0:
+    raise ValueError(f"{poses_file} has shape {data.shape}; expected [N, 17] "
+                     "(3×5 pose-and-hwf plus 2 depth bounds per image).")
+  _check_finite(data, poses_file)
+  names = _list_images(image_dir)
+  if len(names) != data.shape[0]:
+    raise ValueError(
+        f"{scene_dir}: {len(names)} images in {image_dir.rsplit('/', 1)[-1]}/ but "
+        f"{data.shape[0]} rows in poses_bounds.npy; expected one row per image "
+        "in sorted filename order. Remove extra files or re-run COLMAP/LLFF's "
+        "imgs2poses.py.")
+  num = data.shape[0]
+  raw = data[:, :15].reshape(-1, 3, 5)
+  bounds = data[:, 15:17].astype(np.float64)
+  if np.any(bounds <= 0):
+    raise ValueError(f"{poses_file} has non-positive depth bounds; expected "
+                     "near/far > 0.")
+  full_h, full_w, focal = raw[0, :, 4]
+  # [down, right, back] → [right, up, back] (OpenGL).
+  poses = np.stack([raw[:, :, 1], -raw[:, :, 0], raw[:, :, 2], raw[:, :, 3]], -1)
+  scale = 1.0 / (0.75 * bounds.min())
+  poses[:, :, 3] *= scale
+  bounds = bounds * scale
+  poses, recentre = camera.recenter_poses(poses)
+  world_transform = recentre @ np.diag([scale, scale, scale, 1.0])
+
+  views = _views_to_read(views, num)
+  records = []
+  size = None
+  for i in views:
+    path = _join(image_dir, names[i])
+    image = read_image(path)
+    if image.shape[-1] < 3:
+      raise ValueError(f"{path} has {image.shape[-1]} channel(s); expected RGB.")
+    image = image[..., :3]
+    if downsample_by > 1:
+      image = image_ops.to_uint8(image_ops.downsample(image, downsample_by, resize))
+    if size is None:
+      size = image.shape[:2]
+    elif image.shape[:2] != size:
+      raise ValueError(f"{path} is {image.shape[1]}×{image.shape[0]}; expected "
+                       f"{size[1]}×{size[0]} like the other images of the scene.")
+    records.append((i, path, image))
+  if size is None:  # No view requested: size from the first file.
+    size = read_image(_join(image_dir, names[0])).shape[:2]
+    if downsample_by > 1:
+      size = (size[0] // downsample_by, size[1] // downsample_by)
+  pixel_scale = size[1] / full_w
+  if abs(size[0] / full_h - pixel_scale) > 0.01 * pixel_scale:
+    raise ValueError(f"Images of {scene_dir} are {size[1]}×{size[0]}, which is not "
+                     f"a scaled copy of the {full_w:.0f}×{full_h:.0f} in "
+                     "poses_bounds.npy; expected the same aspect ratio.")
+  f = focal * pixel_scale
+  k = camera.intrinsic_matrix(f, f, size[1] / 2.0, size[0] / 2.0)
+  ks = np.broadcast_to(k, (num, 3, 3))
+  name = scene_dir.rsplit("/", 1)[-1]
+  return [_record(image=image, has_mask=False, camtoworld=poses[i], intrinsics=k,
+                  near=bounds[i, 0], far=bounds[i, 1], scene=name, view_index=i,
+                  file_name=path.rsplit("/", 1)[-1], kind="llff",
+                  scene_camtoworlds=poses, scene_intrinsics=ks,
+                  scene_bounds=bounds, world_transform=world_transform)
+          for i, path, image in records]
+
+
+# ----------------------------------------------------------------------------
+# Blender.
+# ----------------------------------------------------------------------------
+
+
+def read_blender(scene_dir: str, *, split: str = "train",
+                 views: Sequence[int] | None = None) -> list[Record]:
+  """Reads one split of a Blender (NeRF synthetic) scene.
+
+  The image is the RGB part of the RGBA file (not composited); ``mask`` is the
+  alpha channel. View indices count frames within the split's json file.
+
+  Args:
+    scene_dir: folder with ``transforms_<split>.json``.
+    split: "train", "val" or "test".
+    views: 0-based frame indices to load (default: all).
+  """
+  scene_dir = str(scene_dir).rstrip("/")
+  json_file = _join(scene_dir, f"transforms_{split}.json")
+  if not _exists(json_file):
+    raise FileNotFoundError(f"Expected {json_file} (Blender layout); it does not "
+                            "exist.")
+  try:
+    meta = json.loads(_read_bytes(json_file).decode("utf-8"))
+    angle = float(meta["camera_angle_x"])
+    frames = meta["frames"]
+    poses = np.array([np.asarray(fr["transform_matrix"], np.float64)[:3, :4]
+                      for fr in frames])
+  except (KeyError, TypeError, ValueError) as e:
+    raise ValueError(f"{json_file} is not a valid Blender transforms file ({e!r}); "
+                     "expected camera_angle_x and frames[*].transform_matrix "
+                     "(4×4).") from e
+  if poses.ndim != 3 or poses.shape[0] == 0:
+    raise ValueError(f"{json_file} has no frames; expected at least one.")
+  _check_finite(poses, json_file)
+  num = len(frames)
+  views = _views_to_read(views, num)
+  loaded = []
+  for i in views:
+    rel = str(frames[i]["file_path"])
+    if rel.startswith("./"):
+      rel = rel[2:]
+    if not rel.lower().endswith(IMAGE_EXTENSIONS):
+      rel += ".png"
+    path = _join(scene_dir, rel)
+    loaded.append((i, path, read_image(path)))
+  if loaded:
+    h, w = loaded[0][2].shape[:2]
+  else:
+    rel = str(frames[0]["file_path"]).lstrip("./")
+    h, w = read_image(_join(scene_dir, rel + ".png")).shape[:2]
+  focal = 0.5 * w / math.tan(0.5 * angle)
+  k = camera.intrinsic_matrix(focal, focal, w / 2.0, h / 2.0)
+  ks = np.broadcast_to(k, (num, 3, 3))
+  bounds = np.tile(np.array([[BLENDER_NEAR, BLENDER_FAR]]), (num, 1))
+  records = []
+  for i, path, image in loaded:
+    if image.shape[:2] != (h, w):
+      raise ValueError(f"{path} is {image.shape[1]}×{image.shape[0]}; expected "
+                       f"{w}×{h} like the other frames.")
+    rgb = np.repeat(image[..., :1], 3, -1) if image.shape[-1] < 3 else image[..., :3]
+    has_alpha = image.shape[-1] in (2, 4)
+    mask = image[..., -1:] if has_alpha else np.full((h, w, 1), 255, np.uint8)
+    records.append(_record(
+        image=np.ascontiguousarray(rgb), mask=np.ascontiguousarray(mask),
+        has_mask=has_alpha, camtoworld=poses[i], intrinsics=k, near=BLENDER_NEAR,
+        far=BLENDER_FAR, scene=scene_dir.rsplit("/", 1)[-1], view_index=i,
+        file_name=path.rsplit("/", 1)[-1], kind="blender",
+        scene_camtoworlds=poses, scene_intrinsics=ks, scene_bounds=bounds,
+        world_transform=np.eye(4)))
+  return records
+
+
+# ----------------------------------------------------------------------------
+# Format detection.
+# ----------------------------------------------------------------------------
+
+
+def detect_format(path: str) -> str:
+  """Which layout ``path`` holds: one of ``FORMATS``.
+
+  Raises ``FileNotFoundError`` listing the files looked for if none matches.
+  """
+  path = str(path).rstrip("/")
+  if not _isdir(path):
+    raise FileNotFoundError(f"Expected a scene folder at {path}; it does not "
+                            "exist or is not a directory.")
+  if _exists(_join(path, "poses_bounds.npy")):
+    return "llff"
+  if any(_exists(_join(path, n)) for n in DTU_CAMERA_FILES):
+    return "dtu_idr"
+  if _exists(_join(path, DTU_IMAGE_PATTERN.format(1))):
+    return "dtu"
+  if any(_exists(_join(path, f"transforms_{s}.json"))
+         for s in ("train", "val", "test")):
+    return "blender"
+  raise FileNotFoundError(
+      f"No known scene layout in {path}. Looked for: poses_bounds.npy (LLFF); "
+      f"{' or '.join(DTU_CAMERA_FILES)} (DTU, IDR/NeuS layout); "
+      f"{DTU_IMAGE_PATTERN.format(1)} (DTU, official Rectified/<scan> folder "
+      "with Calibration/cal18 two levels up); transforms_train.json, "
+      "transforms_val.json or transforms_test.json (Blender). See "
+      "datasets/README.md for the layouts.")
+
+
+def from_directory(path: str, **kwargs: Any) -> list[Record]:
+  """Reads any supported scene folder (format detected from its files).
+
+  Args:
+    path: a scene folder (see :func:`detect_format`).
+    **kwargs: passed to the matching reader (:func:`read_llff`,
+      :func:`read_dtu`, :func:`read_dtu_idr` or :func:`read_blender`).
+
+  Returns:
+    One record per view, sorted by view index.
+  """
+  readers = {"llff": read_llff, "dtu": read_dtu, "dtu_idr": read_dtu_idr,
+             "blender": read_blender}
+  return readers[detect_format(path)](str(path), **kwargs)
+
+
+def find_scenes(root: str, kinds: Sequence[str]) -> dict[str, tuple[str, str]]:
+  """Scene folders directly inside ``root`` (or ``root/Rectified`` for DTU).
+
+  Args:
+    root: a folder holding scene folders.
+    kinds: formats to accept, subset of ``FORMATS``.
+
+  Returns:
+    {scene name: (format, path)} in natural name order.
+  """
+  root = str(root).rstrip("/")
+  found: dict[str, tuple[str, str]] = {}
+  parents = [root]
+  if "dtu" in kinds and _isdir(_join(root, "Rectified")):
+    parents.append(_join(root, "Rectified"))
+  for parent in parents:
+    if not _isdir(parent):
+      continue
+    for name in sorted(tf.io.gfile.listdir(parent), key=_natural_key):
+      name = name.rstrip("/")
+      path = _join(parent, name)
+      if not _isdir(path) or name == "Rectified":
+        continue
+      try:
+        kind = detect_format(path)
+      except FileNotFoundError:
+        continue
+      if kind in kinds and name not in found:
+        found[name] = (kind, path)
+  return found

@@ -1,0 +1,324 @@
+"""Training loop plumbing: data, strategy, checkpoints with resume, logging.
+
+:func:`train` runs ``model.fit`` on a scene's records. It survives being
+killed: the model and optimizer state are saved every
+``config.train.checkpoint_every`` steps (atomically: a temporary file renamed
+into place), and a new call with the same ``workdir`` restores the latest
+checkpoint and continues at the same step with the same data stream and
+schedules (everything is a function of ``optimizer.iterations``).
+
+Files in ``workdir``: ``config.json`` (the resolved config), ``checkpoint.npz``
+(weights + optimizer state + step), ``tensorboard/`` (scalars and held-out
+images), ``final.weights.h5`` when training ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from regnerf_tf import configs as configs_lib
+from regnerf_tf import data as data_lib
+from regnerf_tf import losses
+from regnerf_tf import model as model_lib
+from regnerf_tf import unobserved
+
+CHECKPOINT = "checkpoint.npz"
+CONFIG = "config.json"
+FINAL_WEIGHTS = "final.weights.h5"
+
+
+def _is_chief(strategy: tf.distribute.Strategy) -> bool:
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not getattr(resolver, "task_type", None):
+    return True
+  return resolver.task_type == "chief" or (
+      resolver.task_type == "worker" and resolver.task_id == 0
+      and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def atomic_write_bytes(path: str, payload: bytes) -> None:
+  """Writes ``payload`` to ``path`` so that a crash never leaves a half file."""
+  folder = os.path.dirname(os.path.abspath(path))
+  os.makedirs(folder, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_")
+  try:
+    with os.fdopen(fd, "wb") as f:
+      f.write(payload)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def save_checkpoint(model: model_lib.RegNeRF, path: str) -> None:
+  """Weights, optimizer variables and the step, in one atomically written npz."""
+  arrays = {f"w{i}": v.numpy() for i, v in enumerate(model.mlp.weights)}
+  arrays.update({f"o{i}": np.asarray(v.numpy())
+                 for i, v in enumerate(model.optimizer.variables)})
+  arrays["step"] = np.asarray(int(model.optimizer.iterations), np.int64)
+  import io  # pylint: disable=import-outside-toplevel
+  buffer = io.BytesIO()
+  np.savez(buffer, **arrays)
+  atomic_write_bytes(path, buffer.getvalue())
+
+
+def restore_checkpoint(model: model_lib.RegNeRF, path: str) -> int:
+  """Restores :func:`save_checkpoint`'s file; returns the restored step."""
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      arrays = {k: f[k] for k in f.files}
+  except (OSError, ValueError) as e:
+    raise ValueError(f"Checkpoint {path} is unreadable ({e}). Delete it to "
+                     "start over, or restore a backup.") from e
+  weights = [arrays[f"w{i}"] for i in range(len(model.mlp.weights))
+             if f"w{i}" in arrays]
+  if len(weights) != len(model.mlp.weights):
+    raise ValueError(f"Checkpoint {path} holds {len(weights)} weight arrays; "
+                     f"the model has {len(model.mlp.weights)}. Was it written "
+                     "with a different config?")
+  for variable, value in zip(model.mlp.weights, weights):
+    if tuple(variable.shape) != value.shape:
+      raise ValueError(f"Checkpoint {path}: weight {variable.path} has shape "
+                       f"{value.shape}, the model expects {tuple(variable.shape)}.")
+    variable.assign(value)
+  if not model.optimizer.built:
+    model.optimizer.build(model.mlp.trainable_variables)
+  for i, variable in enumerate(model.optimizer.variables):
+    if f"o{i}" in arrays:
+      variable.assign(arrays[f"o{i}"])
+  model.optimizer.iterations.assign(int(arrays["step"]))
+  return int(arrays["step"])
+
+
+class TrainingMonitor(keras.callbacks.Callback):
+  """Progress bar, rays/s, learning rate, checkpoints, the step limit, images.
+
+  Args:
+    config: the run's config.
+    workdir: where checkpoints and TensorBoard files go (None: nowhere).
+    rays_per_step: observed + patch rays per step (for rays/s).
+    preview: optional (rays [H, W, ...], rgb [H, W, 3]) of a held-out view to
+      render into TensorBoard every ``image_every`` steps.
+    image_every: steps between preview images (0 disables).
+    verbose: show the progress bar.
+    is_chief: only the chief writes files.
+  """
+
+  def __init__(self, config: configs_lib.Config, workdir: str | None,
+               rays_per_step: int, preview=None, image_every: int = 0,
+               verbose: bool = True, is_chief: bool = True):
+    super().__init__()
+    self.config = config
+    self.workdir = workdir
+    self.rays_per_step = rays_per_step
+    self.preview = preview
+    self.image_every = image_every
+    self.verbose = verbose
+    self.is_chief = is_chief
+    self._bar = None
+    self._last = None
+    self._writer = None
+
+  def on_train_begin(self, logs=None):
+    start = int(self.model.optimizer.iterations)
+    if self.verbose:
+      self._bar = keras.utils.Progbar(self.config.train.max_steps,
+                                      stateful_metrics=None, unit_name="step")
+      self._bar.update(start)
+    if self.workdir and self.is_chief:
+      self._writer = tf.summary.create_file_writer(
+          os.path.join(self.workdir, "tensorboard", "train"))
+    self._last = time.perf_counter()
+
+  def on_train_batch_end(self, batch, logs=None):
+    logs = logs if logs is not None else {}
+    step = int(self.model.optimizer.iterations)
+    now = time.perf_counter()
+    elapsed, self._last = now - self._last, now
+    logs["rays_per_sec"] = self.rays_per_step / max(elapsed, 1e-9)
+    logs["lr"] = float(losses.log_linear_lr(
+        step, self.config.train.lr_init, self.config.train.lr_final,
+        self.config.train.max_steps, self.config.train.lr_delay_steps,
+        self.config.train.lr_delay_mult))
+    t = self.config.train
+    if self._bar is not None:
+      shown = [(k, float(logs[k])) for k in ("loss", "psnr", "rays_per_sec")
+               if k in logs]
+      self._bar.update(min(step, t.max_steps), values=shown)
+    if self._writer is not None and (step % t.log_every == 0 or step == 1):
+      with self._writer.as_default(step=step):
+        for key, value in logs.items():
+          tf.summary.scalar(key, float(value))
+    if (self._writer is not None and self.preview is not None
+        and self.image_every and step % self.image_every == 0):
+      rays, rgb = self.preview
+      out = self.model.render_chunked(rays)
+      depth = out["depth"]
+      depth = (depth - tf.reduce_min(depth)) / (
+          tf.reduce_max(depth) - tf.reduce_min(depth) + 1e-8)
+      with self._writer.as_default(step=step):
+        tf.summary.image("heldout/rgb", tf.clip_by_value(out["rgb"], 0, 1)[None])
+        tf.summary.image("heldout/depth", depth[None, ..., None])
+        tf.summary.image("heldout/target", tf.convert_to_tensor(rgb)[None])
+    if self.workdir and (step % t.checkpoint_every == 0 or step >= t.max_steps):
+      if self.is_chief:
+        save_checkpoint(self.model, os.path.join(self.workdir, CHECKPOINT))
+    if step >= t.max_steps:
+      self.model.stop_training = True
+
+  def on_train_end(self, logs=None):
+    if self._writer is not None:
+      self._writer.flush()
+
+
+def _zip_batches(rays_ds, patch_ds):
+  if patch_ds is None:
+    return rays_ds
+  return tf.data.Dataset.zip((rays_ds, patch_ds)).map(
+      lambda batch, patch: {**batch, "patch_rays": patch})
+
+
+def make_datasets(config: configs_lib.Config, train_records: Sequence[dict],
+                  all_records: Sequence[dict] | None = None,
+                  start_step: int = 0, num_replicas: int = 1
+                  ) -> tf.data.Dataset:
+  """Observed-ray batches zipped with unobserved-view patches.
+
+  Args:
+    config: the run's config.
+    train_records: records of the training views.
+    all_records: records carrying the scene's cameras (defaults to
+      ``train_records``; each record has ``scene_camtoworlds`` etc.).
+    start_step: first step of the stream (for a resume).
+    num_replicas: replicas the global batch is split across.
+
+  Returns:
+    dataset of {"rays", "rgb"[, "patch_rays"]} batches.
+  """
+  t = config.train
+  views = data_lib.load_views(train_records)
+  kind = views["kind"]
+  height, width = views["images"].shape[1:3]
+  rays_ds = data_lib.make_train_dataset(
+      train_records, batch_size=t.batch_size, batching=t.batching,
+      seed=t.seed, num_replicas=num_replicas, prefetch=None)
+  patch_ds = None
+  if config.uses_patches:
+    cameras = data_lib.scene_cameras(all_records or train_records)
+    patch_ds, _ = unobserved.scene_patch_dataset(cameras, kind, height, width,
+                                                 config)
+  dataset = _zip_batches(rays_ds, patch_ds)
+  if start_step:
+    dataset = dataset.skip(start_step)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def train(config: configs_lib.Config, train_records: Sequence[dict],
+          workdir: str | None = None, *,
+          all_records: Sequence[dict] | None = None,
+          preview_record: dict | None = None,
+          patch_prior=None, strategy: tf.distribute.Strategy | None = None,
+          verbose: bool = True, image_every: int = 0) -> model_lib.RegNeRF:
+  """Trains (or resumes training) and returns the model.
+
+  Args:
+    config: resolved config.
+    train_records: records of the training views of one scene.
+    workdir: folder for config, checkpoints and logs; a checkpoint found there
+      is resumed. None trains without saving anything.
+    all_records: records carrying the scene's cameras for the pose bank.
+    preview_record: a held-out view to show in TensorBoard.
+    patch_prior: frozen prior for the appearance term.
+    strategy: a ``tf.distribute`` strategy (default: the current one).
+    verbose: progress bar.
+    image_every: steps between TensorBoard preview images.
+
+  Returns:
+    the trained :class:`RegNeRF`.
+  """
+  strategy = strategy or tf.distribute.get_strategy()
+  chief = _is_chief(strategy)
+  model = model_lib.build_model(config, patch_prior=patch_prior,
+                                strategy=strategy)
+  step = 0
+  if workdir:
+    os.makedirs(workdir, exist_ok=True)
+    config_path = os.path.join(workdir, CONFIG)
+    if os.path.exists(config_path):
+      saved = configs_lib.Config.from_json(open(config_path).read())
+      if saved.model != config.model:
+        raise ValueError(
+            f"{workdir} holds a run with a different model config; use another "
+            "--workdir or delete the old run.")
+    if chief:
+      atomic_write_bytes(config_path, config.to_json().encode())
+    ckpt = os.path.join(workdir, CHECKPOINT)
+    if os.path.exists(ckpt):
+      with strategy.scope():
+        step = restore_checkpoint(model, ckpt)
+      if verbose:
+        print(f"Resuming from {ckpt} at step {step}.")
+  t = config.train
+  if step >= t.max_steps:
+    return model
+  dataset = make_datasets(config, train_records, all_records, start_step=step,
+                          num_replicas=strategy.num_replicas_in_sync)
+  preview = None
+  if preview_record is not None:
+    views = data_lib.load_views([preview_record])
+    rays = data_lib.view_rays(views["camtoworlds"][0], views["intrinsics"][0],
+                              views["images"].shape[1], views["images"].shape[2],
+                              views["kind"], views["near"][0], views["far"][0])
+    preview = (rays, views["images"][0].astype(np.float32) / 255.0)
+  monitor = TrainingMonitor(
+      config, workdir, t.batch_size + (t.patch_batch_size if config.uses_patches
+                                       else 0),
+      preview=preview, image_every=image_every, verbose=verbose,
+      is_chief=chief)
+  steps_per_epoch = min(t.log_every, t.max_steps)
+  epochs = -(-t.max_steps // steps_per_epoch)
+  model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs,
+            initial_epoch=step // steps_per_epoch, callbacks=[monitor],
+            verbose=0)
+  if workdir and chief:
+    model.save_weights(os.path.join(workdir, FINAL_WEIGHTS))
+  return model
+
+
+def evaluate_views(model: model_lib.RegNeRF, records: Sequence[dict],
+                   chunk: int | None = None) -> dict[str, Any]:
+  """Renders each record's view and returns per-view and mean PSNR.
+
+  Returns:
+    {"psnr": [per view], "mean_psnr": float, "renders": [rgb arrays]}.
+  """
+  views = data_lib.load_views(records)
+  height, width = views["images"].shape[1:3]
+  psnrs, renders = [], []
+  for i in range(len(views["images"])):
+    rays = data_lib.view_rays(views["camtoworlds"][i], views["intrinsics"][i],
+                              height, width, views["kind"], views["near"][i],
+                              views["far"][i])
+    out = model.render_chunked(rays, chunk)
+    target = views["images"][i].astype(np.float32) / 255.0
+    rgb = np.clip(out["rgb"].numpy(), 0.0, 1.0)
+    mse = float(np.mean((rgb - target) ** 2))
+    psnrs.append(float(losses.mse_to_psnr(mse)))
+    renders.append(rgb)
+  return {"psnr": psnrs, "mean_psnr": float(np.mean(psnrs)),
+          "renders": renders}
+
+
+def save_json(path: str, payload: dict) -> None:
+  atomic_write_bytes(path, json.dumps(payload, indent=2).encode())
