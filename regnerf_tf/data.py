@@ -283,8 +283,8 @@ def make_train_dataset(source: tf.data.Dataset | Iterable[Mapping[str, Any]],
                        *, batch_size: int = 4096,
                        batching: str = "single_image", seed: int = 0,
                        num_replicas: int = 1,
-                       prefetch: int | None = tf.data.AUTOTUNE
-                       ) -> tf.data.Dataset:
+                       prefetch: int | None = tf.data.AUTOTUNE,
+                       start_step: int = 0) -> tf.data.Dataset:
   """Endless stream of training ray batches.
 
   ``"single_image"`` (the release, pitfall P9): each step draws one training
@@ -300,6 +300,8 @@ def make_train_dataset(source: tf.data.Dataset | Iterable[Mapping[str, Any]],
     seed: integer seed.
     num_replicas: the batch must split evenly across this many replicas.
     prefetch: buffer size for ``prefetch`` (None: no prefetch).
+    start_step: index of the first batch (resume without replaying the
+      stream: batch s is a function of (seed, s) only).
 
   Returns:
     ``tf.data.Dataset`` of {"rays": ray dict with [B, 3] / [B, 1] fields,
@@ -340,7 +342,7 @@ def make_train_dataset(source: tf.data.Dataset | Iterable[Mapping[str, Any]],
     rgb = tf.gather_nd(images, tf.stack([view, pix_y, pix_x], -1))
     return {"rays": rays, "rgb": tf.cast(rgb, tf.float32) / 255.0}
 
-  dataset = tf.data.Dataset.counter().map(
+  dataset = tf.data.Dataset.counter(start_step).map(
       sample, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   if prefetch is not None:
     dataset = dataset.prefetch(prefetch)

@@ -80,6 +80,9 @@ class MipNerfMLP(keras.layers.Layer):
       "scalar" (one draw shared by the whole batch, the release's behaviour).
     rgb_padding: colour padding.
     use_viewdirs: condition colour on the view direction.
+    seed: seeds the Glorot-uniform kernel initialisers (layer i uses
+      seed + i) so that a run is reproducible; None draws from Keras' global
+      generator.
 
   Call arguments:
     means: [..., S, 3] Gaussian means; covs: [..., S, 3] diagonal covariances.
@@ -98,7 +101,7 @@ class MipNerfMLP(keras.layers.Layer):
                density_bias: float = -1.0, density_noise: float = 0.0,
                density_noise_mode: str = "per_sample",
                rgb_padding: float = 0.001, use_viewdirs: bool = True,
-               **kwargs):
+               seed: int | None = None, **kwargs):
     super().__init__(**kwargs)
     # Positions must reach the encoder in float32 whatever the dtype policy:
     # sin(2^15·x) of a bfloat16 x is noise. The dense layers cast for themselves.
@@ -136,26 +139,32 @@ class MipNerfMLP(keras.layers.Layer):
     self.density_noise_mode = density_noise_mode
     self.rgb_padding = float(rgb_padding)
     self.use_viewdirs = bool(use_viewdirs)
+    self.seed = None if seed is None else int(seed)
 
     # === Layers ===
-    init = "glorot_uniform"
+    counter = iter(range(10_000))
+
+    def init():
+      if self.seed is None:
+        return "glorot_uniform"
+      return keras.initializers.GlorotUniform(seed=self.seed + next(counter))
     self.encoder = IntegratedPositionalEncoding(
         min_deg_point, max_deg_point, name="ipe", dtype="float32")
     self.trunk = [
         keras.layers.Dense(self.net_width, activation="relu",
-                           kernel_initializer=init, name=f"trunk_{i}",
+                           kernel_initializer=init(), name=f"trunk_{i}",
                            dtype=self.dtype_policy)
         for i in range(self.net_depth)
     ]
     self.density_layer = keras.layers.Dense(
-        1, kernel_initializer=init, name="density", dtype=self.dtype_policy)
+        1, kernel_initializer=init(), name="density", dtype=self.dtype_policy)
     if self.use_viewdirs:
       self.bottleneck = keras.layers.Dense(
-          self.net_width, kernel_initializer=init, name="bottleneck",
+          self.net_width, kernel_initializer=init(), name="bottleneck",
           dtype=self.dtype_policy)
       self.view_layers = [
           keras.layers.Dense(self.net_width_viewdirs, activation="relu",
-                             kernel_initializer=init, name=f"view_{i}",
+                             kernel_initializer=init(), name=f"view_{i}",
                              dtype=self.dtype_policy)
           for i in range(self.net_depth_viewdirs)
       ]
@@ -163,7 +172,7 @@ class MipNerfMLP(keras.layers.Layer):
       self.bottleneck = None
       self.view_layers = []
     self.rgb_layer = keras.layers.Dense(
-        3, kernel_initializer=init, name="rgb", dtype=self.dtype_policy)
+        3, kernel_initializer=init(), name="rgb", dtype=self.dtype_policy)
 
   @property
   def point_features(self) -> int:
@@ -250,5 +259,6 @@ class MipNerfMLP(keras.layers.Layer):
         "density_noise_mode": self.density_noise_mode,
         "rgb_padding": self.rgb_padding,
         "use_viewdirs": self.use_viewdirs,
+        "seed": self.seed,
     })
     return config

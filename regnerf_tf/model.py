@@ -109,7 +109,7 @@ class RegNeRF(keras.Model):
         density_noise=m.density_noise,
         density_noise_mode=config.density_noise_mode,
         rgb_padding=m.rgb_padding, use_viewdirs=m.use_viewdirs,
-        name="mlp", dtype=dtype)
+        seed=config.train.seed, name="mlp", dtype=dtype)
     self.mlp.build()
     if config.appearance_enabled and patch_prior is None:
       raise ValueError(

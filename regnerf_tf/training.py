@@ -212,15 +212,14 @@ def make_datasets(config: configs_lib.Config, train_records: Sequence[dict],
   height, width = views["images"].shape[1:3]
   rays_ds = data_lib.make_train_dataset(
       train_records, batch_size=t.batch_size, batching=t.batching,
-      seed=t.seed, num_replicas=num_replicas, prefetch=None)
+      seed=t.seed, num_replicas=num_replicas, prefetch=None,
+      start_step=start_step)
   patch_ds = None
   if config.uses_patches:
     cameras = data_lib.scene_cameras(all_records or train_records)
-    patch_ds, _ = unobserved.scene_patch_dataset(cameras, kind, height, width,
-                                                 config)
+    patch_ds, _ = unobserved.scene_patch_dataset(
+        cameras, kind, height, width, config, start_step=start_step)
   dataset = _zip_batches(rays_ds, patch_ds)
-  if start_step:
-    dataset = dataset.skip(start_step)
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 

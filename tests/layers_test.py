@@ -166,3 +166,20 @@ def test_ipe_layer():
   assert enc.compute_output_shape((4, 5, 3)) == (4, 5, 96)
   with pytest.raises(ValueError, match="min_deg"):
     layers.IntegratedPositionalEncoding(5, 2)
+
+
+def test_seeded_initialisation_is_reproducible():
+  a = layers.MipNerfMLP(net_depth=2, net_width=8, skip_layer=None,
+                        net_width_viewdirs=4, seed=5)
+  b = layers.MipNerfMLP(net_depth=2, net_width=8, skip_layer=None,
+                        net_width_viewdirs=4, seed=5)
+  c = layers.MipNerfMLP(net_depth=2, net_width=8, skip_layer=None,
+                        net_width_viewdirs=4, seed=6)
+  for mlp in (a, b, c):
+    mlp.build()
+  for wa, wb, wc in zip(a.get_weights(), b.get_weights(), c.get_weights()):
+    np.testing.assert_array_equal(wa, wb)
+    if wa.ndim == 2:
+      assert not np.allclose(wa, wc)
+  # Layers do not share a kernel initialisation.
+  assert not np.allclose(a.trunk[1].kernel.numpy(), a.bottleneck.kernel.numpy()[:8, :8])

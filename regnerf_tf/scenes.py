@@ -1,0 +1,139 @@
+"""One place that turns "which scene" into train / test / all-camera records.
+
+Sources:
+
+* a scene folder (any format :func:`regnerf_tf.datasets.readers.from_directory`
+  reads), with the canonical sparse split of its kind (DTU: pixelNeRF split;
+  LLFF: every 8th image held out, n views by linspace; Blender: the first n
+  frames of ``train`` and the ``test`` frames) or explicit view indices;
+* a TFDS dataset built by the project's builders (``llff_sparse/3view``) with a
+  scene name (``fern``), read from ``data_dir`` or built from ``manual_dir``;
+* the project's synthetic scene (``synthetic``), built in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+from regnerf_tf import synthetic
+from regnerf_tf.datasets import readers, splits
+
+SYNTHETIC_TRAIN_VIEWS = (2, 6, 10)
+SYNTHETIC_NUM_VIEWS = 14
+
+
+@dataclasses.dataclass
+class Scene:
+  """Records of one scene, split.
+
+  Attributes:
+    name: scene name.
+    kind: record kind ("dtu", "llff", "blender").
+    train: records of the input views.
+    test: records of the held-out views (may be empty).
+
+  Every record carries all cameras of the scene in its ``scene_*`` fields,
+  which the unobserved-pose bank is sampled from.
+  """
+  name: str
+  kind: str
+  train: list[dict]
+  test: list[dict]
+
+
+def _select(records: Sequence[dict], indices: Sequence[int], what: str
+            ) -> list[dict]:
+  by_index = {int(r["view_index"]): r for r in records}
+  missing = [i for i in indices if i not in by_index]
+  if missing:
+    raise ValueError(f"{what}: views {missing} do not exist; the scene has "
+                     f"views {sorted(by_index)}.")
+  return [by_index[i] for i in indices]
+
+
+def from_folder(path: str, n_views: int = 3,
+                train_views: Sequence[int] | None = None,
+                test_views: Sequence[int] | None = None) -> Scene:
+  """Reads a scene folder and applies its canonical sparse split.
+
+  Args:
+    path: scene folder.
+    n_views: number of input views (canonical split).
+    train_views, test_views: explicit 0-based view indices instead.
+  """
+  fmt = readers.detect_format(path)
+  if fmt == "blender":
+    train_all = readers.read_blender(path, split="train")
+    try:
+      test_all = readers.read_blender(path, split="test")
+    except FileNotFoundError:
+      test_all = []
+    train = _select(train_all, train_views or list(range(n_views)),
+                    "train_views")
+    test = (_select(test_all, test_views, "test_views") if test_views
+            else test_all)
+    return Scene(str(train[0]["scene"]), "blender", train, test)
+  records = readers.from_directory(path)
+  kind = str(records[0]["kind"])
+  if train_views is None:
+    if kind == "dtu":
+      train_views = splits.dtu_train_views(n_views)
+    elif kind == "llff":
+      train_views = splits.llff_train_views(len(records), n_views)
+    else:
+      train_views = list(range(n_views))
+  if test_views is None:
+    if kind == "dtu":
+      test_views = [i for i in splits.dtu_test_views() if i < len(records)]
+    elif kind == "llff":
+      test_views = splits.llff_test_views(len(records))
+    else:
+      test_views = [i for i in range(len(records)) if i not in train_views]
+  return Scene(str(records[0]["scene"]), kind,
+               _select(records, train_views, "train_views"),
+               _select(records, test_views, "test_views"))
+
+
+def from_tfds(name: str, scene: str, data_dir: str | None = None,
+              manual_dir: str | None = None) -> Scene:
+  """Loads ``<scene>_train`` and ``<scene>_test`` of a project TFDS dataset.
+
+  Args:
+    name: e.g. "llff_sparse/3view" or "dtu_sparse/3view".
+    scene: e.g. "fern" or "scan114".
+    data_dir: TFDS data directory.
+    manual_dir: where the builder finds the raw files if it must build.
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  import regnerf_tf.datasets  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  builder = tfds.builder(name, data_dir=data_dir)
+  if not builder.is_prepared():
+    if manual_dir is None:
+      raise FileNotFoundError(
+          f"TFDS dataset {name} is not built in {builder.data_dir}; pass "
+          "--manual_dir pointing at the raw scenes (see datasets/README.md) "
+          "so it can be built.")
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  available = set(builder.info.splits)
+  for split in (f"{scene}_train", f"{scene}_test"):
+    if split not in available:
+      scenes = sorted({s.rsplit("_", 1)[0] for s in available if "_" in s})
+      raise ValueError(f"{name} has no split {split!r}; scenes available: "
+                       f"{scenes}.")
+  train = list(builder.as_dataset(split=f"{scene}_train").as_numpy_iterator())
+  test = list(builder.as_dataset(split=f"{scene}_test").as_numpy_iterator())
+  kind = train[0]["kind"]
+  kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+  return Scene(scene, kind, train, test)
+
+
+def synthetic_scene(height: int = 60, width: int = 80,
+                    train_views: Sequence[int] = SYNTHETIC_TRAIN_VIEWS,
+                    num_views: int = SYNTHETIC_NUM_VIEWS) -> Scene:
+  """The project's own textured scene; every other view is held out."""
+  records = synthetic.make_records(num_views, height, width)
+  train = _select(records, train_views, "train_views")
+  test = [r for r in records if int(r["view_index"]) not in set(train_views)]
+  return Scene("synthetic", "blender", train, test)

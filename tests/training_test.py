@@ -1,0 +1,133 @@
+"""Training plumbing: checkpoints, resume after interruption, the CLI."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from regnerf_tf import configs, scenes, training
+
+TINY = {"model.net_depth": 2, "model.net_width": 16, "model.skip_layer": 0,
+        "model.net_width_viewdirs": 8, "model.num_samples": 8,
+        "model.max_deg_point": 6, "train.batch_size": 64,
+        "train.patch_batch_size": 32, "reg.patch_size": 4,
+        "train.max_steps": 12, "train.checkpoint_every": 4,
+        "train.log_every": 2, "reg.depth_tv_decay_steps": 6,
+        "reg.anneal_steps": 6, "train.lr_delay_steps": 3}
+
+
+@pytest.fixture(scope="module")
+def scene():
+  return scenes.synthetic_scene(height=24, width=32)
+
+
+class _Interrupt(keras.callbacks.Callback):
+  def __init__(self, at_step):
+    super().__init__()
+    self.at_step = at_step
+
+  def on_train_batch_end(self, batch, logs=None):
+    if int(self.model.optimizer.iterations) == self.at_step:
+      raise KeyboardInterrupt
+
+
+def _weights(workdir):
+  with np.load(os.path.join(workdir, training.CHECKPOINT)) as f:
+    return {k: f[k] for k in f.files}
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, scene, monkeypatch):
+  cfg = configs.get_preset("dtu3_small", **TINY)
+  full = str(tmp_path / "full")
+  model = training.train(cfg, scene.train, full, verbose=False)
+  assert int(model.optimizer.iterations) == 12
+  assert os.path.exists(os.path.join(full, training.FINAL_WEIGHTS))
+  assert json.loads(open(os.path.join(full, "config.json")).read())["name"] == "dtu3_small"
+
+  broken = str(tmp_path / "broken")
+  original_fit = keras.Model.fit
+
+  def fit_with_interrupt(self, *args, **kwargs):
+    kwargs["callbacks"] = list(kwargs.get("callbacks", [])) + [_Interrupt(6)]
+    return original_fit(self, *args, **kwargs)
+
+  monkeypatch.setattr(keras.Model, "fit", fit_with_interrupt)
+  with pytest.raises(KeyboardInterrupt):
+    training.train(cfg, scene.train, broken, verbose=False)
+  monkeypatch.setattr(keras.Model, "fit", original_fit)
+  assert int(_weights(broken)["step"]) == 4  # last checkpoint before the stop
+  resumed = training.train(cfg, scene.train, broken, verbose=False)
+  assert int(resumed.optimizer.iterations) == 12
+  a, b = _weights(full), _weights(broken)
+  assert set(a) == set(b)
+  for key in a:
+    np.testing.assert_allclose(a[key], b[key], atol=1e-5, err_msg=key)
+  # Training again with a finished run is a no-op.
+  again = training.train(cfg, scene.train, broken, verbose=False)
+  assert int(again.optimizer.iterations) == 12
+
+
+def test_checkpoint_rejects_a_different_model(tmp_path, scene):
+  cfg = configs.get_preset("dtu3_small", **{**TINY, "train.max_steps": 4})
+  training.train(cfg, scene.train, str(tmp_path), verbose=False)
+  wider = cfg.replace(**{"model.net_width": 32})
+  with pytest.raises(ValueError, match="different model config"):
+    training.train(wider, scene.train, str(tmp_path), verbose=False)
+  with open(os.path.join(tmp_path, training.CHECKPOINT), "wb") as f:
+    f.write(b"not a checkpoint")
+  with pytest.raises(ValueError, match="unreadable"):
+    training.train(cfg.replace(**{"train.max_steps": 8}), scene.train,
+                   str(tmp_path), verbose=False)
+
+
+def _cli(workdir, steps=24):
+  overrides = {k: v for k, v in TINY.items() if k != "train.max_steps"}
+  overrides.update({"train.checkpoint_every": 6, "train.log_every": 2})
+  return ([sys.executable, "-m", "regnerf_tf.cli.train", "--preset=dtu3_small",
+           "--synthetic", f"--steps={steps}", f"--workdir={workdir}", "--quiet"]
+          + [f"--override={k}={v}" for k, v in overrides.items()])
+
+
+@pytest.mark.large
+def test_cli_survives_sigkill_and_resumes(tmp_path):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+  clean = tmp_path / "clean"
+  subprocess.run(_cli(clean), check=True, env=env, timeout=600,
+                 capture_output=True)
+  killed = tmp_path / "killed"
+  proc = subprocess.Popen(_cli(killed), env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  ckpt = killed / training.CHECKPOINT
+  deadline = time.time() + 600
+  try:
+    while time.time() < deadline and proc.poll() is None:
+      if ckpt.exists():
+        try:
+          if int(_weights(killed)["step"]) >= 6:
+            break
+        except (OSError, ValueError, KeyError):
+          pass  # never a half file, but the rename may race with the read
+      time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+  finally:
+    if proc.poll() is None:
+      proc.kill()
+  killed_at = int(_weights(killed)["step"])
+  assert 6 <= killed_at < 24
+  out = subprocess.run(_cli(killed), check=True, env=env, timeout=600,
+                       capture_output=True, text=True)
+  a, b = _weights(clean), _weights(killed)
+  assert int(a["step"]) == int(b["step"]) == 24
+  for key in a:
+    np.testing.assert_allclose(a[key], b[key], atol=1e-4, err_msg=key)
+  summary = json.loads((killed / "heldout_psnr.json").read_text())
+  assert summary["step"] == 24 and np.isfinite(summary["mean_psnr"])
+  del out
