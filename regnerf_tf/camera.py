@@ -339,6 +339,17 @@ def ndc_radii(ndc_origins) -> tf.Tensor:
 # ----------------------------------------------------------------------------
 
 
+def _half_extents(poses: np.ndarray, c2w_avg: np.ndarray) -> np.ndarray:
+  """Per-axis max |camera centre| in the frame of the average pose.
+
+  For recentred poses (DTU, LLFF after loading) the average pose is the
+  identity and this is the release's box; the frame change makes the box right
+  for poses that were not recentred too.
+  """
+  local = (np.linalg.inv(c2w_avg) @ to_homogeneous(poses))[:, :3, 3]
+  return np.max(np.abs(local), axis=0)
+
+
 def sample_poses_around_object(poses: np.ndarray, n: int,
                                rng: np.random.Generator,
                                radius: float = 1.0,
@@ -346,8 +357,8 @@ def sample_poses_around_object(poses: np.ndarray, n: int,
   """Unobserved poses for object-centric scenes (DTU; OpenCV cameras).
 
   Positions are uniform in the box spanned by the camera centres
-  (half-extents = per-axis max |centre|, scaled by ``radius``) in the frame of
-  the average pose; every camera looks at the focus point of all optical axes
+  (half-extents = per-axis max |centre| in the frame of the average pose,
+  scaled by ``radius``), placed in that frame; every camera looks at the focus point of all optical axes
   plus N(0, focus_jitter²) jitter per coordinate, with the mean camera y axis as
   "up".
 
@@ -364,8 +375,8 @@ def sample_poses_around_object(poses: np.ndarray, n: int,
   poses = _check_poses(poses)
   if n < 1:
     raise ValueError(f"n must be >= 1; received {n}.")
-  half = np.max(np.abs(poses[:, :, 3]), axis=0)
   c2w_avg = to_homogeneous(average_pose(poses))
+  half = _half_extents(poses, c2w_avg)
   up = poses[:, :, 1].mean(0)
   focus = focus_point(poses)
   offsets = half * (2.0 * radius * (rng.uniform(size=(n, 3)) - 0.5))
@@ -406,8 +417,8 @@ def sample_forward_facing_poses(poses: np.ndarray, bounds: np.ndarray, n: int,
   poses = _check_poses(poses)
   if n < 1:
     raise ValueError(f"n must be >= 1; received {n}.")
-  half = np.max(np.abs(poses[:, :, 3]), axis=0)
   c2w_avg = to_homogeneous(average_pose(poses))
+  half = _half_extents(poses, c2w_avg)
   up = poses[:, :, 1].mean(0)
   depth = llff_focal_depth(bounds)
   lookat = c2w_avg @ np.array([0.0, 0.0, -depth, 1.0])

@@ -228,3 +228,26 @@ def test_forward_facing_sampler_looks_at_focal_point():
   assert np.all(sampled[:, 1, 1] > 0.9)  # y stays close to the cameras' up
   with pytest.raises(ValueError, match="bounds"):
     camera.llff_focal_depth(np.array([[0.0, 1.0]]))
+
+
+def test_pose_samplers_do_not_depend_on_the_world_frame():
+  """Moving the whole scene rigidly moves the sampled poses with it."""
+  rng = np.random.default_rng(8)
+  poses, _ = _object_scene(rng)
+  motion = camera.to_homogeneous(camera.look_at([0.3, -0.2, 1.0], [0, 1, 0],
+                                                [4.0, -2.0, 7.0]))
+  moved = (motion @ camera.to_homogeneous(poses))[:, :3]
+  # (The look-at jitter is drawn in world axes, so it is switched off here.)
+  a = camera.sample_poses_around_object(poses, 50, np.random.default_rng(0),
+                                        focus_jitter=0.0)
+  b = camera.sample_poses_around_object(moved, 50, np.random.default_rng(0),
+                                        focus_jitter=0.0)
+  np.testing.assert_allclose((motion @ camera.to_homogeneous(a))[:, :3], b,
+                             atol=1e-6)
+  bounds = np.tile([[1.0, 10.0]], (len(poses), 1))
+  a = camera.sample_forward_facing_poses(poses, bounds, 50,
+                                         np.random.default_rng(0))
+  b = camera.sample_forward_facing_poses(moved, bounds, 50,
+                                         np.random.default_rng(0))
+  np.testing.assert_allclose((motion @ camera.to_homogeneous(a))[:, :3], b,
+                             atol=1e-6)
