@@ -116,9 +116,26 @@ class RegNeRF(keras.Model):
           "config.reg.appearance_weight > 0 needs a patch prior: pass "
           "patch_prior=regnerf_tf.flows.load_default_prior() (or your own), or "
           "set reg.appearance_weight=0.")
-    self._patch_prior = patch_prior
+    if patch_prior is not None and not hasattr(patch_prior, "patch_nll"):
+      if hasattr(patch_prior, "log_prob") and hasattr(patch_prior, "patch_size"):
+        from regnerf_tf import flows  # pylint: disable=import-outside-toplevel
+        patch_prior = flows.AppearanceLoss(patch_prior)
+      else:
+        raise ValueError(
+            "patch_prior must have a patch_nll(patches [P, S, S, 3]) -> [P] "
+            "method (e.g. regnerf_tf.flows.AppearanceLoss) or be a "
+            f"regnerf_tf.flows.PatchFlow; received {type(patch_prior).__name__}.")
+    if (patch_prior is not None and getattr(patch_prior, "patch_size", None)
+        not in (None, config.reg.patch_size)):
+      raise ValueError(
+          f"The patch prior models {patch_prior.patch_size}×"
+          f"{patch_prior.patch_size} patches but reg.patch_size is "
+          f"{config.reg.patch_size}; train a prior for that size or change "
+          "reg.patch_size.")
     if isinstance(patch_prior, keras.layers.Layer):
       patch_prior.trainable = False
+    # A plain attribute: the prior is not one of this model's weights.
+    object.__setattr__(self, "_patch_prior", patch_prior)
     self._trackers = {
         name: keras.metrics.Mean(name=name)
         for name in ("loss", "color_loss", "psnr", "psnr_coarse", "depth_tv",

@@ -187,3 +187,22 @@ def test_mirrored_strategy_step_equals_single_device_step():
     np.testing.assert_allclose(a, b, atol=1e-5)
   for key in ("loss", "color_loss", "depth_tv", "grad_norm"):
     assert h1[key][0] == pytest.approx(h2[key][0], rel=1e-5, abs=1e-6)
+
+
+def test_training_with_the_shipped_flow_prior_leaves_it_unchanged():
+  from regnerf_tf import flows
+  cfg = tiny_config(**{"reg.appearance_weight": 1e-2, "reg.patch_size": 8,
+                       "train.patch_batch_size": 128})
+  prior = flows.load_default_prior()
+  before = [w.numpy().copy() for w in prior.weights]
+  model = model_lib.build_model(cfg, patch_prior=prior)
+  assert not any(w is v for w in prior.weights for v in model.weights)
+  batch = make_batch(32, 128)
+  ds = tf.data.Dataset.from_tensors(batch).repeat()
+  logs = model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0).history
+  assert np.isfinite(logs["appearance"][0]) and logs["appearance"][0] != 0.0
+  for b, w in zip(before, prior.weights):
+    np.testing.assert_array_equal(b, w.numpy())
+  with pytest.raises(ValueError, match="patch_size"):
+    model_lib.RegNeRF(tiny_config(**{"reg.appearance_weight": 1.0}),
+                      patch_prior=prior)
