@@ -165,6 +165,18 @@ class RegNeRF(keras.Model):
     return cls(cfg, **{k: v for k, v in config.items()
                        if k in ("name", "trainable", "dtype")})
 
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    """Builds the optimizer only.
+
+    The network is built at construction. Keras' own symbolic build first
+    all-reduces a sample batch, which MultiWorkerMirroredStrategy refuses for
+    nested dict batches; nothing in it is needed here.
+    """
+    del iterator, data_batch
+    if self.optimizer is not None and not self.optimizer.built:
+      with self.distribute_strategy.scope():
+        self.optimizer.build(self.mlp.trainable_variables)
+
   # --- rendering --------------------------------------------------------------
 
   def render_rays(self, rays: dict[str, tf.Tensor], training: bool = False,
@@ -369,7 +381,16 @@ class RegNeRF(keras.Model):
     terms["grad_norm"] = norm
     for name, tracker in self._trackers.items():
       tracker.update_state(terms[name])
-    return {name: tracker.result() for name, tracker in self._trackers.items()}
+    return self._logs({name: tracker.result()
+                       for name, tracker in self._trackers.items()})
+
+  def _logs(self, logs):
+    # Keras reduces multi-worker logs with a MEAN over axis 0, which a scalar
+    # does not have; give each value one element there.
+    if isinstance(self.distribute_strategy,
+                  tf.distribute.MultiWorkerMirroredStrategy):
+      return {k: tf.reshape(v, [1]) for k, v in logs.items()}
+    return logs
 
   def test_step(self, data):
     out = self.render_rays(data["rays"], training=False)
@@ -378,8 +399,8 @@ class RegNeRF(keras.Model):
     self._trackers["psnr"].update_state(losses.mse_to_psnr(mse))
     self._trackers["color_loss"].update_state(
         losses.color_loss(out[-1]["rgb"], target))
-    return {"psnr": self._trackers["psnr"].result(),
-            "color_loss": self._trackers["color_loss"].result()}
+    return self._logs({"psnr": self._trackers["psnr"].result(),
+                       "color_loss": self._trackers["color_loss"].result()})
 
 
 def make_optimizer(config: configs_lib.Config) -> keras.optimizers.Optimizer:

@@ -30,13 +30,22 @@ NEAR, FAR = 1.5, 6.0
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0])
 
 
-def _texture(name: str) -> np.ndarray:
+def _texture(name: str, size: int = 64) -> np.ndarray:
+  """A bundled photograph, box-downsampled to about ``size`` pixels across.
+
+  Coarse textures keep the scene learnable in a few CPU minutes while still
+  being real photographic content.
+  """
   try:
     from skimage import data as skdata  # pylint: disable=import-outside-toplevel
   except ImportError as e:  # pragma: no cover - scikit-image is a dependency
     raise ImportError("The synthetic scene needs scikit-image's bundled "
                       "photographs: pip install scikit-image") from e
-  return getattr(skdata, name)()[..., :3].astype(np.float32) / 255.0
+  image = getattr(skdata, name)()[..., :3].astype(np.float32) / 255.0
+  step = max(1, min(image.shape[:2]) // size)
+  h, w = (image.shape[0] // step) * step, (image.shape[1] // step) * step
+  image = image[:h, :w].reshape(h // step, step, w // step, step, 3)
+  return image.mean(axis=(1, 3))
 
 
 def _bilinear(texture: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from regnerf_tf import configs as configs_lib
 from regnerf_tf import data as data_lib
+from regnerf_tf import distribute
 from regnerf_tf import losses
 from regnerf_tf import model as model_lib
 from regnerf_tf import unobserved
@@ -35,13 +36,12 @@ CONFIG = "config.json"
 FINAL_WEIGHTS = "final.weights.h5"
 
 
-def _is_chief(strategy: tf.distribute.Strategy) -> bool:
-  resolver = getattr(strategy, "cluster_resolver", None)
-  if resolver is None or not getattr(resolver, "task_type", None):
-    return True
-  return resolver.task_type == "chief" or (
-      resolver.task_type == "worker" and resolver.task_id == 0
-      and "chief" not in resolver.cluster_spec().as_dict())
+def current_step(model: keras.Model) -> int:
+  """``optimizer.iterations`` as an int, also for distributed variables."""
+  value = model.optimizer.iterations.value
+  if isinstance(value, tf.distribute.DistributedValues):
+    value = tf.distribute.get_strategy().experimental_local_results(value)[0]
+  return int(tf.convert_to_tensor(value).numpy())
 
 
 def atomic_write_bytes(path: str, payload: bytes) -> None:
@@ -66,7 +66,7 @@ def save_checkpoint(model: model_lib.RegNeRF, path: str) -> None:
   arrays = {f"w{i}": v.numpy() for i, v in enumerate(model.mlp.weights)}
   arrays.update({f"o{i}": np.asarray(v.numpy())
                  for i, v in enumerate(model.optimizer.variables)})
-  arrays["step"] = np.asarray(int(model.optimizer.iterations), np.int64)
+  arrays["step"] = np.asarray(current_step(model), np.int64)
   import io  # pylint: disable=import-outside-toplevel
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
@@ -106,13 +106,14 @@ class TrainingMonitor(keras.callbacks.Callback):
 
   Args:
     config: the run's config.
-    workdir: where checkpoints and TensorBoard files go (None: nowhere).
+    workdir: where this process writes checkpoints (None: nowhere); the
+      chief's run folder, or a worker's private folder.
     rays_per_step: observed + patch rays per step (for rays/s).
     preview: optional (rays [H, W, ...], rgb [H, W, 3]) of a held-out view to
       render into TensorBoard every ``image_every`` steps.
     image_every: steps between preview images (0 disables).
     verbose: show the progress bar.
-    is_chief: only the chief writes files.
+    is_chief: only the chief writes TensorBoard files.
   """
 
   def __init__(self, config: configs_lib.Config, workdir: str | None,
@@ -131,7 +132,7 @@ class TrainingMonitor(keras.callbacks.Callback):
     self._writer = None
 
   def on_train_begin(self, logs=None):
-    start = int(self.model.optimizer.iterations)
+    start = current_step(self.model)
     if self.verbose:
       self._bar = keras.utils.Progbar(self.config.train.max_steps,
                                       stateful_metrics=None, unit_name="step")
@@ -143,7 +144,7 @@ class TrainingMonitor(keras.callbacks.Callback):
 
   def on_train_batch_end(self, batch, logs=None):
     logs = logs if logs is not None else {}
-    step = int(self.model.optimizer.iterations)
+    step = current_step(self.model)
     now = time.perf_counter()
     elapsed, self._last = now - self._last, now
     logs["rays_per_sec"] = self.rays_per_step / max(elapsed, 1e-9)
@@ -172,8 +173,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         tf.summary.image("heldout/depth", depth[None, ..., None])
         tf.summary.image("heldout/target", tf.convert_to_tensor(rgb)[None])
     if self.workdir and (step % t.checkpoint_every == 0 or step >= t.max_steps):
-      if self.is_chief:
-        save_checkpoint(self.model, os.path.join(self.workdir, CHECKPOINT))
+      save_checkpoint(self.model, os.path.join(self.workdir, CHECKPOINT))
     if step >= t.max_steps:
       self.model.stop_training = True
 
@@ -235,7 +235,9 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
     config: resolved config.
     train_records: records of the training views of one scene.
     workdir: folder for config, checkpoints and logs; a checkpoint found there
-      is resumed. None trains without saving anything.
+      is resumed. None trains without saving anything. Under multi-worker
+      training every worker resumes from the chief's checkpoint (a shared
+      filesystem) and non-chief workers write into ``workdir/.worker_<id>``.
     all_records: records carrying the scene's cameras for the pose bank.
     preview_record: a held-out view to show in TensorBoard.
     patch_prior: frozen prior for the appearance term.
@@ -247,7 +249,8 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
     the trained :class:`RegNeRF`.
   """
   strategy = strategy or tf.distribute.get_strategy()
-  chief = _is_chief(strategy)
+  chief = distribute.is_chief(strategy)
+  own_dir = distribute.worker_dir(workdir, strategy) if workdir else None
   model = model_lib.build_model(config, patch_prior=patch_prior,
                                 strategy=strategy)
   step = 0
@@ -281,7 +284,7 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
                               views["kind"], views["near"][0], views["far"][0])
     preview = (rays, views["images"][0].astype(np.float32) / 255.0)
   monitor = TrainingMonitor(
-      config, workdir, t.batch_size + (t.patch_batch_size if config.uses_patches
+      config, own_dir, t.batch_size + (t.patch_batch_size if config.uses_patches
                                        else 0),
       preview=preview, image_every=image_every, verbose=verbose,
       is_chief=chief)
@@ -290,8 +293,8 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
   model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs,
             initial_epoch=step // steps_per_epoch, callbacks=[monitor],
             verbose=0)
-  if workdir and chief:
-    model.save_weights(os.path.join(workdir, FINAL_WEIGHTS))
+  if own_dir:
+    model.save_weights(os.path.join(own_dir, FINAL_WEIGHTS))
   return model
 
 

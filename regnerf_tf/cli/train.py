@@ -43,7 +43,8 @@ flags.DEFINE_list("train_views", None, "Explicit 0-based input views.")
 flags.DEFINE_integer("steps", None, "Shortcut for --override=train.max_steps=N.")
 flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored",
                                        "multi_worker"],
-                  "tf.distribute strategy (auto: mirrored on >1 GPU).")
+                  "tf.distribute strategy (auto: multi_worker when TF_CONFIG "
+                  "names a cluster, mirrored on >1 GPU, else one device).")
 flags.DEFINE_string("prior", None, "Patch prior for the appearance term: "
                     "'default' or a path written by regnerf-train-prior.")
 flags.DEFINE_integer("image_every", 0, "Steps between TensorBoard previews.")
@@ -79,13 +80,8 @@ def load_scene(n_views: int):
 
 
 def make_strategy(name: str):
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  if name == "multi_worker":
-    return tf.distribute.MultiWorkerMirroredStrategy()
-  gpus = tf.config.list_logical_devices("GPU")
-  if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-    return tf.distribute.MirroredStrategy()
-  return tf.distribute.get_strategy()
+  from regnerf_tf import distribute  # pylint: disable=import-outside-toplevel
+  return distribute.make_strategy(name)
 
 
 def load_prior(spec: str | None):
@@ -117,9 +113,10 @@ def main(argv):
       preview_record=scene.test[0] if scene.test else None,
       patch_prior=prior, strategy=strategy, verbose=not FLAGS.quiet,
       image_every=FLAGS.image_every)
-  if scene.test and FLAGS.workdir:
+  from regnerf_tf import distribute  # pylint: disable=import-outside-toplevel
+  if scene.test and FLAGS.workdir and distribute.is_chief(strategy):
     result = training.evaluate_views(model, scene.test[:8])
-    summary = {"step": int(model.optimizer.iterations),
+    summary = {"step": training.current_step(model),
                "views": [int(r["view_index"]) for r in scene.test[:8]],
                "psnr": result["psnr"], "mean_psnr": result["mean_psnr"]}
     training.save_json(os.path.join(FLAGS.workdir, "heldout_psnr.json"),
