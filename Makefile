@@ -7,9 +7,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-fast clean
+DEMO_ARGS ?=
+
+.PHONY: help venv demo test test-fast clean
 
 help:
+	@echo "make demo       create .venv if needed, then RegNeRF vs mip-NeRF from 3 views of a built-in scene"
 	@echo "make test       create .venv if needed, install regnerf-tf[tests], run the test suite"
 	@echo "make test-fast  the suite without tests marked 'large'"
 	@echo "make venv       only create/update the virtual environment"
@@ -25,6 +28,9 @@ $(STAMP): setup.cfg pyproject.toml | $(PY)
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/regnerf-demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
