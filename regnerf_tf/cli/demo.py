@@ -60,7 +60,7 @@ def run_demo(workdir: str, preset: str, steps: int | None,
     evaluation = training.evaluate_views(model, heldout)
     renders[label] = evaluation["renders"]
     results["methods"][label] = {
-        "preset": name, "steps": int(model.optimizer.iterations),
+        "preset": name, "steps": training.current_step(model),
         "train_seconds_this_run": round(seconds, 1),
         "heldout_psnr": [round(p, 3) for p in evaluation["psnr"]],
         "mean_heldout_psnr": round(evaluation["mean_psnr"], 3)}
