@@ -95,3 +95,17 @@ def test_installed_import_names():
   assert regnerf_tf.__version__ == _setup_cfg()["metadata"]["version"]
   assert pathlib.Path(regnerf_tf.flows.__file__).parent.name == "flows"
   assert pathlib.Path(regnerf_tf.datasets.__file__).parent.name == "datasets"
+
+
+def test_all_entry_points_import_together():
+  """Entry points must not define clashing absl flags at import time."""
+  import importlib
+  for name in ("regnerf_tf.cli.train", "regnerf_tf.cli.demo",
+               "regnerf_tf.flows.train_prior", "regnerf_tf.flows.evaluate_prior"):
+    module = importlib.import_module(name)
+    assert callable(getattr(module, "run", None) or getattr(module, "main"))
+  options = _setup_cfg()["options.entry_points"]["console_scripts"]
+  for line in options.strip().splitlines():
+    target = line.split("=")[1].strip()
+    module_name, func = target.split(":")
+    assert callable(getattr(importlib.import_module(module_name), func))

@@ -20,13 +20,17 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("workdir", "runs/demo", "Where runs and results go.")
-flags.DEFINE_integer("steps", None, "Training steps per method (default: the "
-                     "preset's).")
-flags.DEFINE_string("preset", "demo_small", "RegNeRF preset; the baseline is "
-                    "<preset>_mipnerf.")
-flags.DEFINE_multi_string("override", [], "section.field=value for both runs.")
-flags.DEFINE_integer("views", 6, "Held-out views to evaluate.")
+
+def define_flags():
+  """Declares the command-line flags (at run time, not import time, so that
+  several entry points can live in one process, e.g. under pytest)."""
+  flags.DEFINE_string("workdir", "runs/demo", "Where runs and results go.")
+  flags.DEFINE_integer("steps", None, "Training steps per method (default: the "
+                       "preset's).")
+  flags.DEFINE_string("preset", "demo_small", "RegNeRF preset; the baseline is "
+                      "<preset>_mipnerf.")
+  flags.DEFINE_multi_string("override", [], "section.field=value for both runs.")
+  flags.DEFINE_integer("views", 6, "Held-out views to evaluate.")
 
 
 def run_demo(workdir: str, preset: str, steps: int | None,
@@ -93,6 +97,8 @@ def main(argv):
 
 
 def run():
+  """Console-script entry point."""
+  define_flags()
   app.run(main)
 
 

@@ -1,6 +1,6 @@
 """regnerf-train: train RegNeRF (or its mip-NeRF baseline) on one scene.
 
-Examples::
+Examples (`regnerf-train --helpfull` lists every flag)::
 
   # The project's synthetic scene, small CPU preset:
   regnerf-train --preset=dtu3_small --synthetic --workdir=runs/synth
@@ -30,25 +30,29 @@ from absl import app, flags
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("preset", "dtu3_small", "Named preset (regnerf_tf.configs).")
-flags.DEFINE_multi_string("override", [], "section.field=value; repeatable.")
-flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints, logs.")
-flags.DEFINE_string("scene_dir", None, "A scene folder to train on.")
-flags.DEFINE_string("tfds", None, "TFDS dataset, e.g. llff_sparse/3view.")
-flags.DEFINE_string("scene", None, "Scene name within --tfds, e.g. fern.")
-flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-flags.DEFINE_string("manual_dir", None, "Raw scenes for building --tfds.")
-flags.DEFINE_bool("synthetic", False, "Train on the project's synthetic scene.")
-flags.DEFINE_list("train_views", None, "Explicit 0-based input views.")
-flags.DEFINE_integer("steps", None, "Shortcut for --override=train.max_steps=N.")
-flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored",
-                                       "multi_worker"],
-                  "tf.distribute strategy (auto: multi_worker when TF_CONFIG "
-                  "names a cluster, mirrored on >1 GPU, else one device).")
-flags.DEFINE_string("prior", None, "Patch prior for the appearance term: "
-                    "'default' or a path written by regnerf-train-prior.")
-flags.DEFINE_integer("image_every", 0, "Steps between TensorBoard previews.")
-flags.DEFINE_bool("quiet", False, "No progress bar.")
+
+def define_flags():
+  """Declares the command-line flags (at run time, not import time, so that
+  several entry points can live in one process, e.g. under pytest)."""
+  flags.DEFINE_string("preset", "dtu3_small", "Named preset (regnerf_tf.configs).")
+  flags.DEFINE_multi_string("override", [], "section.field=value; repeatable.")
+  flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints, logs.")
+  flags.DEFINE_string("scene_dir", None, "A scene folder to train on.")
+  flags.DEFINE_string("tfds", None, "TFDS dataset, e.g. llff_sparse/3view.")
+  flags.DEFINE_string("scene", None, "Scene name within --tfds, e.g. fern.")
+  flags.DEFINE_string("data_dir", None, "TFDS data directory.")
+  flags.DEFINE_string("manual_dir", None, "Raw scenes for building --tfds.")
+  flags.DEFINE_bool("synthetic", False, "Train on the project's synthetic scene.")
+  flags.DEFINE_list("train_views", None, "Explicit 0-based input views.")
+  flags.DEFINE_integer("steps", None, "Shortcut for --override=train.max_steps=N.")
+  flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored",
+                                         "multi_worker"],
+                    "tf.distribute strategy (auto: multi_worker when TF_CONFIG "
+                    "names a cluster, mirrored on >1 GPU, else one device).")
+  flags.DEFINE_string("prior", None, "Patch prior for the appearance term: "
+                      "'default' or a path written by regnerf-train-prior.")
+  flags.DEFINE_integer("image_every", 0, "Steps between TensorBoard previews.")
+  flags.DEFINE_bool("quiet", False, "No progress bar.")
 
 
 def build_config(preset: str, overrides, steps=None):
@@ -129,6 +133,7 @@ def main(argv):
 
 def run():
   """Console-script entry point."""
+  define_flags()
   app.run(main)
 
 
