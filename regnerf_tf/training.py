@@ -322,5 +322,26 @@ def evaluate_views(model: model_lib.RegNeRF, records: Sequence[dict],
           "renders": renders}
 
 
+def load_run(workdir: str, patch_prior=None) -> model_lib.RegNeRF:
+  """The model of a run folder written by :func:`train` (config + checkpoint).
+
+  Raises:
+    FileNotFoundError: naming the missing file when ``workdir`` holds no run.
+  """
+  config_path = os.path.join(workdir, CONFIG)
+  ckpt = os.path.join(workdir, CHECKPOINT)
+  for path, what in ((config_path, "the run's config"), (ckpt, "a checkpoint")):
+    if not os.path.exists(path):
+      raise FileNotFoundError(
+          f"{path} not found: {workdir} does not hold {what}. Point at a "
+          "folder written by regnerf-train (or regnerf-demo).")
+  with open(config_path) as f:
+    config = configs_lib.Config.from_json(f.read())
+  config = config.replace(**{"reg.appearance_weight": 0.0})  # not needed to render
+  model = model_lib.build_model(config, patch_prior=patch_prior)
+  restore_checkpoint(model, ckpt)
+  return model
+
+
 def save_json(path: str, payload: dict) -> None:
   atomic_write_bytes(path, json.dumps(payload, indent=2).encode())

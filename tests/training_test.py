@@ -131,3 +131,18 @@ def test_cli_survives_sigkill_and_resumes(tmp_path):
   summary = json.loads((killed / "heldout_psnr.json").read_text())
   assert summary["step"] == 24 and np.isfinite(summary["mean_psnr"])
   del out
+
+
+def test_load_run_restores_the_trained_model(tmp_path, scene):
+  cfg = configs.get_preset("dtu3_small", **{**TINY, "train.max_steps": 4})
+  model = training.train(cfg, scene.train, str(tmp_path), verbose=False)
+  loaded = training.load_run(str(tmp_path))
+  assert loaded.config == cfg
+  rays = {k: v[:1, :8] for k, v in
+          __import__("regnerf_tf.data", fromlist=["x"]).view_rays(
+              scene.test[0]["camtoworld"], scene.test[0]["intrinsics"], 24, 32,
+              "blender", 1.5, 6.0).items()}
+  np.testing.assert_allclose(loaded(rays)["rgb"].numpy(),
+                             model(rays)["rgb"].numpy(), atol=1e-6)
+  with pytest.raises(FileNotFoundError, match="config"):
+    training.load_run(str(tmp_path / "nothing"))
