@@ -28,6 +28,8 @@ import sys
 
 from absl import app, flags
 
+from regnerf_tf.cli import common
+
 FLAGS = flags.FLAGS
 
 
@@ -37,13 +39,7 @@ def define_flags():
   flags.DEFINE_string("preset", "dtu3_small", "Named preset (regnerf_tf.configs).")
   flags.DEFINE_multi_string("override", [], "section.field=value; repeatable.")
   flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints, logs.")
-  flags.DEFINE_string("scene_dir", None, "A scene folder to train on.")
-  flags.DEFINE_string("tfds", None, "TFDS dataset, e.g. llff_sparse/3view.")
-  flags.DEFINE_string("scene", None, "Scene name within --tfds, e.g. fern.")
-  flags.DEFINE_string("data_dir", None, "TFDS data directory.")
-  flags.DEFINE_string("manual_dir", None, "Raw scenes for building --tfds.")
-  flags.DEFINE_bool("synthetic", False, "Train on the project's synthetic scene.")
-  flags.DEFINE_list("train_views", None, "Explicit 0-based input views.")
+  common.define_scene_flags()
   flags.DEFINE_integer("steps", None, "Shortcut for --override=train.max_steps=N.")
   flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored",
                                          "multi_worker"],
@@ -64,23 +60,7 @@ def build_config(preset: str, overrides, steps=None):
 
 
 def load_scene(n_views: int):
-  from regnerf_tf import scenes  # pylint: disable=import-outside-toplevel
-  sources = [bool(FLAGS.scene_dir), bool(FLAGS.tfds), FLAGS.synthetic]
-  if sum(sources) != 1:
-    raise app.UsageError("Give exactly one of --scene_dir, --tfds (with "
-                         "--scene) or --synthetic.")
-  views = [int(v) for v in FLAGS.train_views] if FLAGS.train_views else None
-  if FLAGS.synthetic:
-    return (scenes.synthetic_scene(train_views=views) if views
-            else scenes.synthetic_scene())
-  if FLAGS.scene_dir:
-    if not os.path.isdir(FLAGS.scene_dir):
-      raise app.UsageError(f"--scene_dir {FLAGS.scene_dir} is not a folder.")
-    return scenes.from_folder(FLAGS.scene_dir, n_views, train_views=views)
-  if not FLAGS.scene:
-    raise app.UsageError("--tfds needs --scene (e.g. --scene=fern).")
-  return scenes.from_tfds(FLAGS.tfds, FLAGS.scene, FLAGS.data_dir,
-                          FLAGS.manual_dir)
+  return common.load_scene_from_flags(n_views)
 
 
 def make_strategy(name: str):
