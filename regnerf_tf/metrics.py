@@ -1,0 +1,650 @@
+"""Image-quality metrics for evaluation: PSNR, SSIM, LPIPS, masked variants.
+
+Conventions (reference §6.2–6.3):
+
+* Images are float arrays [H, W, 3] in [0, 1].
+* PSNR = −10·log10(MSE over all pixels and channels).
+* SSIM is the scikit-image default algorithm (7×7 uniform window, K1 = 0.01,
+  K2 = 0.03, sample covariance, mean over the valid region and channels),
+  implemented here in NumPy. The released RegNeRF evaluation let scikit-image
+  infer ``data_range = 2`` for float images (pitfall P3); :func:`ssim_release`
+  gives that variant, :func:`ssim` defaults to ``data_range = 1``. The range
+  used is recorded in every result dict.
+* DTU masked metrics: masked PSNR uses only pixel-channels whose mask is
+  exactly 1; masked SSIM / LPIPS composite both images on white with the soft
+  mask first.
+* LPIPS ("net-lin", version 0.1) is a small Keras 3 model whose weights are
+  loaded from one local ``.npz`` file (see :meth:`LPIPS.from_weights` and
+  ``regnerf_tf/lpips_convert.py``). Without weights LPIPS is reported as
+  unavailable (``None`` plus a status string), never silently NaN.
+* The paper's "average" error is computed per image and then averaged
+  (pitfall P16).
+
+LPIPS ``.npz`` layout (all float32 except ``net``):
+
+* ``net``: 0-d unicode array, ``"alex"`` or ``"vgg"``.
+* ``backbone/conv{i}/kernel``: [kh, kw, c_in, c_out] (HWIO), i = 0 … n−1 in
+  network order (AlexNet: 5 convolutions, VGG16: 13 convolutions).
+* ``backbone/conv{i}/bias``: [c_out].
+* ``lin{k}/weight``: [C_k], k = 0 … 4, the non-negative 1×1 linear weights of
+  LPIPS layer k (C = 64, 192, 384, 256, 256 for AlexNet; 64, 128, 256, 512,
+  512 for VGG16).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# ---------------------------------------------------------------------------
+# PSNR / SSIM
+# ---------------------------------------------------------------------------
+
+
+def _as_f64(x) -> np.ndarray:
+  return np.asarray(x, dtype=np.float64)
+
+
+def _check_pair(pred: np.ndarray, target: np.ndarray) -> None:
+  if pred.shape != target.shape:
+    raise ValueError(
+        f"pred and target shapes differ: {pred.shape} vs {target.shape}")
+
+
+def mse_to_psnr(mse: float) -> float:
+  """PSNR in dB (max value 1) from a mean squared error; inf for mse = 0."""
+  mse = float(mse)
+  if mse <= 0.0:
+    return math.inf
+  return -10.0 * math.log10(mse)
+
+
+def psnr_to_mse(psnr_value: float) -> float:
+  """Inverse of :func:`mse_to_psnr`: 10^(−PSNR/10)."""
+  return 10.0 ** (-float(psnr_value) / 10.0)
+
+
+def psnr(pred, target) -> float:
+  """PSNR over all pixels and channels.
+
+  Args:
+    pred: [H, W, 3] float in [0, 1].
+    target: [H, W, 3] float in [0, 1].
+
+  Returns:
+    −10·log10(MSE); ``inf`` for identical images.
+  """
+  pred, target = _as_f64(pred), _as_f64(target)
+  _check_pair(pred, target)
+  return mse_to_psnr(np.mean(np.square(pred - target)))
+
+
+def _box_mean_valid(x: np.ndarray, win: int) -> np.ndarray:
+  """Mean over every fully-inside win×win window.
+
+  Args:
+    x: [H, W] float64.
+    win: odd window size.
+
+  Returns:
+    [H − win + 1, W − win + 1]; entry (i, j) is the mean of
+    x[i:i+win, j:j+win], i.e. the window centred at (i + win//2, j + win//2).
+  """
+  windows = np.lib.stride_tricks.sliding_window_view(x, (win, win))
+  return windows.mean(axis=(-2, -1))
+
+
+def ssim(pred, target, data_range: float = 1.0) -> float:
+  """SSIM with scikit-image's default algorithm and an explicit data range.
+
+  Equivalent to ``skimage.metrics.structural_similarity(pred, target,
+  channel_axis=-1, data_range=data_range)``: 7×7 uniform window, K1 = 0.01,
+  K2 = 0.03, variances and covariance with the N/(N−1) sample correction,
+  SSIM map averaged over the region whose windows lie fully inside the
+  image (a 3-pixel border is discarded) and then over channels.
+
+  Args:
+    pred: [H, W, C] (or [H, W]) float, H, W ≥ 7.
+    target: same shape as ``pred``.
+    data_range: dynamic range L of the images (C1 = (K1·L)², C2 = (K2·L)²).
+      The released RegNeRF evaluation effectively used 2.0 (pitfall P3).
+
+  Returns:
+    mean SSIM.
+  """
+  pred, target = _as_f64(pred), _as_f64(target)
+  _check_pair(pred, target)
+  if pred.ndim == 2:
+    pred, target = pred[..., None], target[..., None]
+  if pred.ndim != 3:
+    raise ValueError(f"expected [H, W, C] images, got shape {pred.shape}")
+  win = 7
+  if min(pred.shape[:2]) < win:
+    raise ValueError(f"images must be at least {win}×{win}, got {pred.shape}")
+  c1 = (0.01 * data_range) ** 2
+  c2 = (0.03 * data_range) ** 2
+  n = win * win
+  cov_norm = n / (n - 1.0)
+  values = []
+  for c in range(pred.shape[-1]):
+    x, y = pred[..., c], target[..., c]
+    mx, my = _box_mean_valid(x, win), _box_mean_valid(y, win)
+    vx = cov_norm * (_box_mean_valid(x * x, win) - mx * mx)
+    vy = cov_norm * (_box_mean_valid(y * y, win) - my * my)
+    vxy = cov_norm * (_box_mean_valid(x * y, win) - mx * my)
+    num = (2.0 * mx * my + c1) * (2.0 * vxy + c2)
+    den = (mx * mx + my * my + c1) * (vx + vy + c2)
+    values.append(np.mean(num / den))
+  return float(np.mean(values))
+
+
+def ssim_release(pred, target) -> float:
+  """SSIM as the released RegNeRF evaluation computed it (data_range = 2).
+
+  scikit-image infers a range of 2 (−1 … 1) for float images when none is
+  given; the release relied on that default (pitfall P3).
+  """
+  return ssim(pred, target, data_range=2.0)
+
+
+# ---------------------------------------------------------------------------
+# Masked metrics (DTU)
+# ---------------------------------------------------------------------------
+
+
+def _broadcast_mask(mask, shape: Sequence[int]) -> np.ndarray:
+  mask = _as_f64(mask)
+  if mask.ndim == len(shape) - 1:
+    mask = mask[..., None]
+  try:
+    return np.broadcast_to(mask, shape)
+  except ValueError as e:
+    raise ValueError(
+        f"mask of shape {mask.shape} does not broadcast to {tuple(shape)}"
+    ) from e
+
+
+def composite_on_white(image, mask) -> np.ndarray:
+  """Composites an image onto white with a (soft) mask.
+
+  Args:
+    image: [H, W, 3] float in [0, 1].
+    mask: [H, W], [H, W, 1] or [H, W, 3] in [0, 1].
+
+  Returns:
+    [H, W, 3] float64: image·mask + (1 − mask).
+  """
+  image = _as_f64(image)
+  mask = _broadcast_mask(mask, image.shape)
+  return image * mask + (1.0 - mask)
+
+
+def masked_psnr(pred, target, mask) -> float:
+  """PSNR over the pixel-channels whose mask value is exactly 1.
+
+  Soft edge values (e.g. 0.5 after the release's bilinear downsample,
+  pitfall P1) are excluded.
+
+  Args:
+    pred: [H, W, 3] float in [0, 1].
+    target: [H, W, 3] float in [0, 1].
+    mask: [H, W], [H, W, 1] or [H, W, 3] in [0, 1].
+
+  Returns:
+    PSNR in dB.
+
+  Raises:
+    ValueError: if no mask value equals 1.
+  """
+  pred, target = _as_f64(pred), _as_f64(target)
+  _check_pair(pred, target)
+  keep = _broadcast_mask(mask, pred.shape) == 1.0
+  if not np.any(keep):
+    raise ValueError("masked_psnr: no pixel has mask value 1")
+  return mse_to_psnr(np.mean(np.square(pred - target)[keep]))
+
+
+def masked_ssim(pred, target, mask, data_range: float = 1.0) -> float:
+  """SSIM of both images composited on white with the soft mask.
+
+  Args:
+    pred: [H, W, 3] float in [0, 1].
+    target: [H, W, 3] float in [0, 1].
+    mask: [H, W], [H, W, 1] or [H, W, 3] in [0, 1].
+    data_range: see :func:`ssim`.
+
+  Returns:
+    mean SSIM.
+  """
+  return ssim(composite_on_white(pred, mask), composite_on_white(target, mask),
+              data_range=data_range)
+
+
+def masked_lpips(pred, target, mask, lpips: LPIPS) -> float:
+  """LPIPS of both images composited on white with the soft mask.
+
+  Args:
+    pred: [H, W, 3] float in [0, 1].
+    target: [H, W, 3] float in [0, 1].
+    mask: [H, W], [H, W, 1] or [H, W, 3] in [0, 1].
+    lpips: a loaded :class:`LPIPS` model.
+
+  Returns:
+    LPIPS distance.
+  """
+  return lpips(composite_on_white(pred, mask), composite_on_white(target, mask))
+
+
+# ---------------------------------------------------------------------------
+# LPIPS
+# ---------------------------------------------------------------------------
+
+# LPIPS v0.1 input statistics, applied after mapping [0, 1] to [−1, 1].
+_LPIPS_SHIFT = np.array([-0.030, -0.088, -0.188], np.float32)
+_LPIPS_SCALE = np.array([0.458, 0.448, 0.450], np.float32)
+_NORM_EPS = 1e-10
+
+# Backbone recipes as ordered ops. ("conv", kernel, c_out, stride, pad),
+# ("pool", size, stride), ("tap",) marks the relu output fed to LPIPS.
+_ALEX_OPS = (
+    ("conv", 11, 64, 4, 2), ("tap",), ("pool", 3, 2),
+    ("conv", 5, 192, 1, 2), ("tap",), ("pool", 3, 2),
+    ("conv", 3, 384, 1, 1), ("tap",),
+    ("conv", 3, 256, 1, 1), ("tap",),
+    ("conv", 3, 256, 1, 1), ("tap",),
+)
+
+
+def _vgg16_ops() -> tuple:
+  ops = []
+  for stage, (reps, ch) in enumerate(
+      ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))):
+    if stage:
+      ops.append(("pool", 2, 2))
+    ops.extend(("conv", 3, ch, 1, 1) for _ in range(reps))
+    ops.append(("tap",))
+  return tuple(ops)
+
+
+_BACKBONES = {"alex": _ALEX_OPS, "vgg": _vgg16_ops()}
+
+
+def lpips_weight_shapes(net: str) -> dict[str, tuple[int, ...]]:
+  """Names and shapes of every array an LPIPS ``.npz`` file must hold.
+
+  Args:
+    net: "alex" or "vgg".
+
+  Returns:
+    {name: shape} for the backbone kernels/biases and the linear weights
+    (the 0-d ``net`` string array is not listed).
+  """
+  ops = _backbone_ops(net)
+  shapes: dict[str, tuple[int, ...]] = {}
+  c_in, i, taps = 3, 0, []
+  for op in ops:
+    if op[0] == "conv":
+      _, k, c_out, _, _ = op
+      shapes[f"backbone/conv{i}/kernel"] = (k, k, c_in, c_out)
+      shapes[f"backbone/conv{i}/bias"] = (c_out,)
+      c_in, i = c_out, i + 1
+    elif op[0] == "tap":
+      taps.append(c_in)
+  for k, c in enumerate(taps):
+    shapes[f"lin{k}/weight"] = (c,)
+  return shapes
+
+
+def _backbone_ops(net: str) -> tuple:
+  if net not in _BACKBONES:
+    raise ValueError(f"unknown LPIPS net {net!r}; expected 'alex' or 'vgg'")
+  return _BACKBONES[net]
+
+
+def _build_backbone(net: str) -> tuple[keras.Model, list[keras.layers.Conv2D]]:
+  """Functional Keras backbone returning the five LPIPS feature maps.
+
+  Args:
+    net: "alex" or "vgg".
+
+  Returns:
+    (model mapping [B, H, W, 3] → list of five [B, h_l, w_l, C_l] relu
+    outputs, list of its Conv2D layers in network order).
+  """
+  ops = _backbone_ops(net)
+  inp = keras.Input(shape=(None, None, 3), dtype="float32")
+  x, taps, convs = inp, [], []
+  for op in ops:
+    if op[0] == "conv":
+      _, k, c_out, stride, pad = op
+      # PyTorch pads symmetrically; explicit zero padding + "valid" matches it
+      # for every stride (Keras "same" would pad asymmetrically at stride 4).
+      x = keras.layers.ZeroPadding2D(pad, dtype="float32")(x)
+      conv = keras.layers.Conv2D(
+          c_out, k, strides=stride, padding="valid", activation="relu",
+          dtype="float32", name=f"conv{len(convs)}")
+      x = conv(x)
+      convs.append(conv)
+    elif op[0] == "pool":
+      _, size, stride = op
+      x = keras.layers.MaxPooling2D(size, strides=stride, padding="valid",
+                                    dtype="float32")(x)
+    else:
+      taps.append(x)
+  return keras.Model(inp, taps, name=f"lpips_{net}_backbone"), convs
+
+
+class LPIPS:
+  """LPIPS "net-lin" (v0.1) distance with an AlexNet or VGG16 backbone.
+
+  distance(x0, x1) = Σ_l mean_{h,w} Σ_c w_{l,c} (n0_{l,hwc} − n1_{l,hwc})²,
+  where n = backbone relu features of ((2x − 1) − shift)/scale, each unit-
+  normalised over channels, and w_l ≥ 0 are the learned linear weights.
+
+  Build with :meth:`from_weights` (real, converted weights) or
+  :meth:`random` (He-initialised weights for tests).
+  """
+
+  def __init__(self, net: str, weights: dict[str, np.ndarray]):
+    """Builds the model and assigns ``weights`` (see module docstring layout).
+
+    Args:
+      net: "alex" or "vgg".
+      weights: {name: array} with every name of :func:`lpips_weight_shapes`.
+
+    Raises:
+      ValueError: unknown net, or a missing or mis-shaped array (named).
+    """
+    self.net = net
+    expected = lpips_weight_shapes(net)
+    for name, shape in expected.items():
+      if name not in weights:
+        raise ValueError(f"LPIPS ({net}) weights: missing array {name!r}")
+      got = tuple(np.shape(weights[name]))
+      if got != shape:
+        raise ValueError(f"LPIPS ({net}) weights: array {name!r} has shape "
+                         f"{got}, expected {shape}")
+    self.backbone, convs = _build_backbone(net)
+    for i, conv in enumerate(convs):
+      conv.set_weights([
+          np.asarray(weights[f"backbone/conv{i}/kernel"], np.float32),
+          np.asarray(weights[f"backbone/conv{i}/bias"], np.float32)])
+    n_lin = sum(1 for name in expected if name.startswith("lin"))
+    self.lin_weights = [
+        tf.constant(np.asarray(weights[f"lin{k}/weight"], np.float32))
+        for k in range(n_lin)]
+    if any(float(tf.reduce_min(w)) < 0.0 for w in self.lin_weights):
+      raise ValueError(f"LPIPS ({net}) weights: linear weights must be >= 0")
+    self._shift = tf.constant(_LPIPS_SHIFT)
+    self._scale = tf.constant(_LPIPS_SCALE)
+    self._distance_fn = tf.function(self._distance, reduce_retracing=True)
+
+  # -- construction -------------------------------------------------------
+
+  @classmethod
+  def from_weights(cls, path: str | os.PathLike, net: str) -> LPIPS:
+    """Loads all weights (backbone + linear layers) from one ``.npz`` file.
+
+    Args:
+      path: file written by :func:`save_weights_npz` or
+        ``python -m regnerf_tf.lpips_convert``.
+      net: "alex" or "vgg"; must match the file's ``net`` entry.
+
+    Returns:
+      the model.
+
+    Raises:
+      FileNotFoundError: no file at ``path``.
+      ValueError: wrong net, or a missing / mis-shaped array (named).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+      raise FileNotFoundError(
+          f"LPIPS unavailable: weights not found at {path}. Produce them once "
+          f"on a machine with PyTorch, the `lpips` pip package and "
+          f"torchvision's pretrained {net} weights: `python -m "
+          f"regnerf_tf.lpips_convert --net={net} --output={path}`.")
+    with np.load(path, allow_pickle=False) as data:
+      weights = {name: data[name] for name in data.files}
+    if "net" not in weights:
+      raise ValueError(f"LPIPS weights at {path}: missing array 'net'")
+    file_net = str(weights.pop("net"))
+    if file_net != net:
+      raise ValueError(f"LPIPS weights at {path}: array 'net' is "
+                       f"{file_net!r}, expected {net!r}")
+    return cls(net, weights)
+
+  @classmethod
+  def random(cls, net: str, seed: int = 0) -> LPIPS:
+    """Random weights for tests: He-normal backbone, positive linear weights.
+
+    Args:
+      net: "alex" or "vgg".
+      seed: NumPy seed; the same seed gives the same weights.
+
+    Returns:
+      the model.
+    """
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, shape in lpips_weight_shapes(net).items():
+      if name.endswith("/kernel"):
+        fan_in = shape[0] * shape[1] * shape[2]
+        w = rng.normal(0.0, math.sqrt(2.0 / fan_in), shape)
+      elif name.endswith("/bias"):
+        w = rng.normal(0.0, 0.01, shape)
+      else:
+        w = rng.uniform(0.05, 1.0, shape) / shape[0]
+      weights[name] = w.astype(np.float32)
+    return cls(net, weights)
+
+  def get_weights(self) -> dict[str, np.ndarray]:
+    """All weights in the ``.npz`` layout (without the ``net`` entry)."""
+    weights = {}
+    convs = [l for l in self.backbone.layers
+             if isinstance(l, keras.layers.Conv2D)]
+    for i, conv in enumerate(convs):
+      kernel, bias = conv.get_weights()
+      weights[f"backbone/conv{i}/kernel"] = kernel
+      weights[f"backbone/conv{i}/bias"] = bias
+    for k, w in enumerate(self.lin_weights):
+      weights[f"lin{k}/weight"] = w.numpy()
+    return weights
+
+  # -- evaluation ---------------------------------------------------------
+
+  def _features(self, images: tf.Tensor) -> list[tf.Tensor]:
+    x = (images * 2.0 - 1.0 - self._shift) / self._scale
+    feats = self.backbone(x, training=False)
+    out = []
+    for f in feats:
+      norm = tf.sqrt(tf.reduce_sum(tf.square(f), axis=-1, keepdims=True))
+      out.append(f / (norm + _NORM_EPS))
+    return out
+
+  def _distance(self, pred: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    f0, f1 = self._features(pred), self._features(target)
+    total = tf.zeros(tf.shape(pred)[:1], tf.float32)
+    for a, b, w in zip(f0, f1, self.lin_weights):
+      per_pixel = tf.reduce_sum(tf.square(a - b) * w, axis=-1)  # [B, h, w]
+      total += tf.reduce_mean(per_pixel, axis=[1, 2])
+    return total
+
+  def batch_distance(self, pred, target) -> np.ndarray:
+    """LPIPS for a batch of pairs.
+
+    Args:
+      pred: [B, H, W, 3] (or [H, W, 3]) float in [0, 1].
+      target: same shape as ``pred``.
+
+    Returns:
+      [B] float32 distances.
+    """
+    pred = tf.convert_to_tensor(np.asarray(pred, np.float32))
+    target = tf.convert_to_tensor(np.asarray(target, np.float32))
+    if pred.shape != target.shape:
+      raise ValueError(
+          f"pred and target shapes differ: {pred.shape} vs {target.shape}")
+    if pred.shape.rank == 3:
+      pred, target = pred[None], target[None]
+    if pred.shape.rank != 4 or pred.shape[-1] != 3:
+      raise ValueError(f"expected [B, H, W, 3] images, got {pred.shape}")
+    return self._distance_fn(pred, target).numpy()
+
+  def __call__(self, pred, target) -> float:
+    """LPIPS for a single pair.
+
+    Args:
+      pred: [H, W, 3] (or [1, H, W, 3]) float in [0, 1].
+      target: same shape as ``pred``.
+
+    Returns:
+      the distance (0 for identical images).
+    """
+    d = self.batch_distance(pred, target)
+    if d.shape[0] != 1:
+      raise ValueError("LPIPS.__call__ takes a single pair; use "
+                       "batch_distance for batches")
+    return float(d[0])
+
+
+def save_weights_npz(model: LPIPS, path: str | os.PathLike) -> None:
+  """Writes ``model``'s weights in the layout :meth:`LPIPS.from_weights` reads.
+
+  Args:
+    model: an :class:`LPIPS` instance.
+    path: output path, written exactly as given (conventionally ``.npz``).
+  """
+  weights = model.get_weights()
+  with open(os.fspath(path), "wb") as f:
+    np.savez(f, net=np.array(model.net), **weights)
+
+
+# ---------------------------------------------------------------------------
+# Combined error and per-image / summary reports
+# ---------------------------------------------------------------------------
+
+
+def average_error(mse: float, ssim_value: float, lpips_value: float) -> float:
+  """The paper's "average" error for one image.
+
+  Geometric mean of MSE, √(1 − SSIM) and LPIPS:
+  exp(mean(log[MSE, √(1 − SSIM), LPIPS])). Compute it per image and average
+  the per-image values (pitfall P16).
+
+  Args:
+    mse: mean squared error (= 10^(−PSNR/10)).
+    ssim_value: SSIM (1 − SSIM is clipped at 0).
+    lpips_value: LPIPS distance.
+
+  Returns:
+    the geometric mean (0 if any term is 0).
+  """
+  terms = np.array([mse, math.sqrt(max(1.0 - ssim_value, 0.0)), lpips_value],
+                   np.float64)
+  if np.any(terms <= 0.0):
+    return 0.0
+  return float(np.exp(np.mean(np.log(terms))))
+
+
+def evaluate_image(pred, target, mask=None, lpips: LPIPS | None = None,
+                   ssim_data_range: float = 1.0,
+                   lpips_status: str | None = None) -> dict[str, Any]:
+  """All metrics for one image.
+
+  Args:
+    pred: [H, W, 3] float in [0, 1].
+    target: [H, W, 3] float in [0, 1].
+    mask: optional [H, W], [H, W, 1] or [H, W, 3] foreground mask in [0, 1]
+      (DTU); adds the masked metrics.
+    lpips: a loaded :class:`LPIPS`, or None when unavailable.
+    ssim_data_range: SSIM data range (1.0; 2.0 reproduces the release, P3).
+    lpips_status: reason LPIPS is unavailable (e.g. the FileNotFoundError
+      message of :meth:`LPIPS.from_weights`); used only when ``lpips`` is
+      None.
+
+  Returns:
+    {"psnr", "ssim", "ssim_data_range", "lpips", "lpips_net", "lpips_status",
+    "avg_error"} and, with a mask, {"masked_psnr", "masked_ssim",
+    "masked_lpips", "masked_avg_error"}. LPIPS-dependent entries are None
+    when LPIPS is unavailable; "lpips_status" is "ok" or starts with
+    "LPIPS unavailable:".
+  """
+  out: dict[str, Any] = {
+      "psnr": psnr(pred, target),
+      "ssim": ssim(pred, target, data_range=ssim_data_range),
+      "ssim_data_range": float(ssim_data_range),
+  }
+  if lpips is not None:
+    out["lpips"] = lpips(pred, target)
+    out["lpips_net"] = lpips.net
+    out["lpips_status"] = "ok"
+    out["avg_error"] = average_error(psnr_to_mse(out["psnr"]), out["ssim"],
+                                     out["lpips"])
+  else:
+    status = lpips_status or "no LPIPS model given"
+    if not status.startswith("LPIPS unavailable"):
+      status = f"LPIPS unavailable: {status}"
+    out.update(lpips=None, lpips_net=None, lpips_status=status,
+               avg_error=None)
+  if mask is not None:
+    out["masked_psnr"] = masked_psnr(pred, target, mask)
+    out["masked_ssim"] = masked_ssim(pred, target, mask,
+                                     data_range=ssim_data_range)
+    if lpips is not None:
+      out["masked_lpips"] = masked_lpips(pred, target, mask, lpips)
+      out["masked_avg_error"] = average_error(
+          psnr_to_mse(out["masked_psnr"]), out["masked_ssim"],
+          out["masked_lpips"])
+    else:
+      out["masked_lpips"] = None
+      out["masked_avg_error"] = None
+  return out
+
+
+def _is_number(v: Any) -> bool:
+  return isinstance(v, (int, float, np.integer, np.floating)) and not \
+      isinstance(v, bool)
+
+
+def summarize(per_image: list[dict[str, Any]]) -> dict[str, Any]:
+  """Means over images of every numeric metric.
+
+  The average errors are the means of the per-image values, never recomputed
+  from the mean PSNR/SSIM/LPIPS (pitfall P16). For each key, images where
+  the value is None are skipped; a key that is None for every image stays
+  None. String entries (``lpips_status``, ``lpips_net``) are carried through:
+  the common value, or the distinct values joined by " | " if they differ.
+  ``ssim_data_range`` is carried through likewise (it must agree).
+
+  Args:
+    per_image: dicts from :func:`evaluate_image`.
+
+  Returns:
+    {key: mean or carried value} plus "num_images".
+  """
+  keys: list[str] = []
+  for d in per_image:
+    keys.extend(k for k in d if k not in keys)
+  out: dict[str, Any] = {}
+  for key in keys:
+    values = [d[key] for d in per_image if d.get(key) is not None]
+    if key == "ssim_data_range":
+      ranges = sorted({float(v) for v in values})
+      if len(ranges) > 1:
+        raise ValueError(f"summarize: mixed ssim_data_range values {ranges}")
+      out[key] = ranges[0] if ranges else None
+    elif not values:
+      out[key] = None
+    elif all(_is_number(v) for v in values):
+      out[key] = float(np.mean(np.asarray(values, np.float64)))
+    else:
+      distinct = list(dict.fromkeys(str(v) for v in values))
+      out[key] = distinct[0] if len(distinct) == 1 else " | ".join(distinct)
+  out["num_images"] = len(per_image)
+  return out
