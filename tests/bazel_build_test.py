@@ -23,7 +23,7 @@ THIRD_PARTY = {
     "skimage": "scikit-image", "tensorflow": "tensorflow",
     "tensorflow_datasets": "tensorflow-datasets",
     "tensorflow_probability": "tensorflow-probability", "tf_keras": "tf-keras",
-    "etils": "etils",
+    "etils": "etils", "imageio_ffmpeg": "imageio-ffmpeg",
 }
 HEADER = '''\
 # Bazel targets (rules_python, bzlmod): one py_library per module, one py_test

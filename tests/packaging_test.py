@@ -101,6 +101,8 @@ def test_all_entry_points_import_together():
   """Entry points must not define clashing absl flags at import time."""
   import importlib
   for name in ("regnerf_tf.cli.train", "regnerf_tf.cli.demo",
+               "regnerf_tf.cli.eval", "regnerf_tf.cli.render",
+               "regnerf_tf.cli.export",
                "regnerf_tf.flows.train_prior", "regnerf_tf.flows.evaluate_prior"):
     module = importlib.import_module(name)
     assert callable(getattr(module, "run", None) or getattr(module, "main"))

@@ -1,0 +1,72 @@
+"""regnerf-export: write a trained run as a TensorFlow SavedModel.
+
+Example::
+
+  regnerf-export --workdir=runs/scan114 --scene_dir=/data/dtu/scan114 \\
+      --output=exports/scan114
+
+The scene source (--scene_dir, --tfds with --scene, or --synthetic) gives the
+kind of scene baked into the ``render_image`` signature (camera axes, NDC,
+near/far). The export loads without regnerf_tf::
+
+  import tensorflow as tf
+  m = tf.saved_model.load("exports/scan114")
+  out = m.signatures["render_image"](camtoworld=c2w, intrinsics=K,
+                                     height=tf.constant(300),
+                                     width=tf.constant(400))
+  out["image"], out["depth"]   # [H, W, 3], [H, W]
+
+See :mod:`regnerf_tf.export` for both signatures.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from regnerf_tf.cli import render as render_cli
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """Declares the flags (at run time, not import time)."""
+  render_cli.define_scene_flags()
+  flags.DEFINE_string("output", None, "SavedModel folder to write.")
+  flags.DEFINE_integer("chunk", 4096, "Rays rendered at once inside the graph.")
+  flags.DEFINE_bool("quiet", False, "No summary line.")
+
+
+def main(argv):
+  del argv
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import export, training  # pylint: disable=import-outside-toplevel
+  if not FLAGS.workdir or not FLAGS.output:
+    raise app.UsageError("--workdir and --output are required.")
+  if FLAGS.chunk < 1:
+    raise app.UsageError("--chunk must be >= 1.")
+  model = training.load_run(FLAGS.workdir)
+  scene = render_cli.load_scene_from_flags(model.config.data.n_views)
+  record = scene.train[0]
+  near = float(np.asarray(record["near"]).reshape(-1)[0])
+  far = float(np.asarray(record["far"]).reshape(-1)[0])
+  kind = scene.kind
+  if kind != "blender":
+    near = far = None  # fixed by the kind
+  path = export.export_saved_model(model, FLAGS.output, kind, near, far,
+                                   FLAGS.chunk)
+  if not FLAGS.quiet:
+    print(f"Exported {FLAGS.workdir} ({kind} rays) to {path} with signatures "
+          "render_rays and render_image.")
+  return 0
+
+
+def run():
+  """Console-script entry point."""
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  sys.exit(run())

@@ -1,0 +1,354 @@
+"""Export a trained RegNeRF as a self-contained TensorFlow SavedModel.
+
+The SavedModel has two signatures and needs only TensorFlow to load
+(``tf.saved_model.load(path)``; regnerf_tf need not be installed):
+
+``render_rays``
+  inputs ``origins`` [N, 3], ``directions`` [N, 3], ``viewdirs`` [N, 3],
+  ``radii`` [N, 1], ``near`` [N, 1], ``far`` [N, 1] (float32, any N ≥ 0);
+  outputs ``rgb`` [N, 3], ``depth`` [N], ``acc`` [N].
+
+``render_image``
+  inputs ``camtoworld`` [3, 4] float32, ``intrinsics`` [3, 3] float32 (K in
+  pixels of the rendered image), ``height`` and ``width`` (int32 scalars, each
+  ≥ 3); outputs ``image`` [H, W, 3] and ``depth`` [H, W]. Rays are built in the
+  graph exactly as :func:`regnerf_tf.data.view_rays` builds them for the scene
+  kind fixed at export time (DTU: OpenCV axes, origins on z = 0, near/far
+  0.5/3.5; LLFF: OpenGL axes, NDC, 0/1; Blender: OpenGL axes with the near/far
+  given at export).
+
+Both render deterministically in chunks of a fixed number of rays: the rays are
+padded to a multiple of ``chunk`` with a harmless dummy ray, reshaped to
+[num_chunks, chunk, ...] and rendered one chunk after the other by
+``tf.map_fn(..., parallel_iterations=1)``; the padding is sliced off at the
+end. Peak memory is that of one chunk whatever N is.
+
+Wrong shapes or dtypes are rejected by the signatures' ``TensorSpec``s (the
+TensorFlow error names the expected spec, e.g. ``TensorSpec(shape=(None, 3),
+dtype=tf.float32, name='origins')``). :func:`load_and_check` wraps a loaded
+model with Python-side checks that give shorter messages.
+
+A small ``assets.extra/regnerf_export.json`` records the kind, near/far, chunk
+and the model config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from regnerf_tf import camera
+from regnerf_tf import data as data_lib
+
+RAY_WIDTHS = {"origins": 3, "directions": 3, "viewdirs": 3, "radii": 1,
+              "near": 1, "far": 1}
+METADATA = os.path.join("assets.extra", "regnerf_export.json")
+
+# A padding ray that renders without NaNs: along +z from the origin.
+_PAD_RAY = {"origins": [0.0, 0.0, 0.0], "directions": [0.0, 0.0, 1.0],
+            "viewdirs": [0.0, 0.0, 1.0], "radii": [1e-3], "near": [0.1],
+            "far": [1.0]}
+
+
+def _rays_signature() -> dict[str, tf.TensorSpec]:
+  return {k: tf.TensorSpec([None, w], tf.float32, name=k)
+          for k, w in RAY_WIDTHS.items()}
+
+
+def _image_signature() -> dict[str, tf.TensorSpec]:
+  return {"camtoworld": tf.TensorSpec([3, 4], tf.float32, name="camtoworld"),
+          "intrinsics": tf.TensorSpec([3, 3], tf.float32, name="intrinsics"),
+          "height": tf.TensorSpec([], tf.int32, name="height"),
+          "width": tf.TensorSpec([], tf.int32, name="width")}
+
+
+def render_in_chunks(render_fn, rays: dict[str, tf.Tensor],
+                     chunk: int) -> dict[str, tf.Tensor]:
+  """Renders flat rays [N, ...] in fixed-size chunks inside a graph.
+
+  Args:
+    render_fn: maps a ray dict with leading size ``chunk`` to
+      {"rgb": [chunk, 3], "depth": [chunk], "acc": [chunk]}.
+    rays: float32 ray fields with leading dimension N (may be 0).
+    chunk: rays per chunk.
+
+  Returns:
+    rgb [N, 3], depth [N], acc [N].
+  """
+  n = tf.shape(rays["origins"])[0]
+  num_chunks = (n + chunk - 1) // chunk
+  pad = num_chunks * chunk - n
+  batched = {}
+  for k, width in RAY_WIDTHS.items():
+    filler = tf.tile(tf.constant([_PAD_RAY[k]], tf.float32), [pad, 1])
+    padded = tf.concat([tf.cast(rays[k], tf.float32), filler], axis=0)
+    batched[k] = tf.reshape(padded, [num_chunks, chunk, width])
+
+  def one_chunk(part):
+    out = render_fn(part)
+    return {"rgb": tf.reshape(out["rgb"], [chunk, 3]),
+            "depth": tf.reshape(out["depth"], [chunk]),
+            "acc": tf.reshape(out["acc"], [chunk])}
+
+  out = tf.map_fn(
+      one_chunk, batched, parallel_iterations=1,
+      fn_output_signature={"rgb": tf.TensorSpec([chunk, 3], tf.float32),
+                           "depth": tf.TensorSpec([chunk], tf.float32),
+                           "acc": tf.TensorSpec([chunk], tf.float32)})
+  return {"rgb": tf.reshape(out["rgb"], [-1, 3])[:n],
+          "depth": tf.reshape(out["depth"], [-1])[:n],
+          "acc": tf.reshape(out["acc"], [-1])[:n]}
+
+
+def image_rays(camtoworld, intrinsics, height, width, kind: str,
+               near: float | None = None, far: float | None = None
+               ) -> dict[str, tf.Tensor]:
+  """:func:`regnerf_tf.data.view_rays` with tensor ``height``/``width``.
+
+  Graph-friendly (no Python control flow on the image size); the same TF ops
+  in the same order as ``view_rays``, so the rays are bitwise equal.
+
+  Returns:
+    Ray dict; vector fields [H, W, 3], scalar fields [H, W, 1].
+  """
+  s = data_lib.SETTINGS[kind]
+  if s.near is not None:
+    near, far = s.near, s.far
+  if near is None or far is None:
+    raise ValueError(f"Rays of kind {kind!r} need near and far.")
+  height = tf.convert_to_tensor(height, tf.int32)
+  width = tf.convert_to_tensor(width, tf.int32)
+  checks = [tf.debugging.assert_greater_equal(
+      height, 3, message="render_image needs height >= 3 (ray radii use "
+      "neighbouring rows)"),
+            tf.debugging.assert_greater_equal(
+                width, 3, message="render_image needs width >= 3")]
+  with tf.control_dependencies(checks):
+    x, y = camera.pixel_grid(height, width)
+  pixtocam = tf.cast(tf.linalg.inv(tf.cast(intrinsics, tf.float64)),
+                     tf.float32)
+  origins, directions, viewdirs = camera.pixels_to_rays(
+      x, y, pixtocam, camtoworld, s.convention)
+  if s.ndc:
+    focal = tf.cast(tf.convert_to_tensor(intrinsics)[0, 0], tf.float32)
+    viewdirs = directions
+    origins, directions = camera.convert_to_ndc(origins, directions, focal,
+                                                width, height)
+    radii = camera.ndc_radii(origins)
+  else:
+    radii = camera.pixel_radii(directions)
+    if s.shift_to_plane:
+      origins = camera.shift_origins_to_plane(origins, directions, 0.0)
+  shape = tf.shape(radii)
+  return {"origins": origins, "directions": directions, "viewdirs": viewdirs,
+          "radii": radii,
+          "near": tf.fill(shape, tf.constant(near, tf.float32)),
+          "far": tf.fill(shape, tf.constant(far, tf.float32))}
+
+
+class _Renderer(tf.Module):
+  """The exported module: the model's variables and two signatures."""
+
+  def __init__(self, model, kind: str, near: float | None,
+               far: float | None, chunk: int):
+    super().__init__(name="regnerf_renderer")
+    self.model = model
+    self._kind = kind
+    self._near = near
+    self._far = far
+    self._chunk = int(chunk)
+    self.render_rays = tf.function(self._render_rays,
+                                   input_signature=[_rays_signature()])
+    self.render_image = tf.function(self._render_image,
+                                    input_signature=[_image_signature()])
+
+  def _render_flat(self, rays):
+    def render_fn(part):
+      out = self.model.render_rays(part, training=False)[-1]
+      return {"rgb": out["rgb"], "depth": out["depth"], "acc": out["acc"]}
+    return render_in_chunks(render_fn, rays, self._chunk)
+
+  def _render_rays(self, inputs):
+    # Signature functions do not check shapes at call time: EnsureShape does
+    # ("Shape of tensor origins [5,4] is not compatible with expected shape
+    # [?,3]").
+    inputs = {k: tf.ensure_shape(inputs[k], [None, w], name=k)
+              for k, w in RAY_WIDTHS.items()}
+    n = tf.shape(inputs["origins"])[0]
+    checks = [tf.debugging.assert_equal(
+        tf.shape(inputs[k])[0], n, message=f"render_rays: {k} must have "
+        "shape [N, ...] with the same N as origins") for k in RAY_WIDTHS]
+    with tf.control_dependencies(checks):
+      inputs = {k: tf.identity(v) for k, v in inputs.items()}
+    out = self._render_flat(inputs)
+    return {"rgb": tf.identity(out["rgb"], name="rgb"),
+            "depth": tf.identity(out["depth"], name="depth"),
+            "acc": tf.identity(out["acc"], name="acc")}
+
+  def _render_image(self, inputs):
+    specs = _image_signature()
+    inputs = {k: tf.ensure_shape(inputs[k], spec.shape, name=k)
+              for k, spec in specs.items()}
+    rays = image_rays(inputs["camtoworld"], inputs["intrinsics"],
+                      inputs["height"], inputs["width"], self._kind,
+                      self._near, self._far)
+    h, w = inputs["height"], inputs["width"]
+    flat = {k: tf.reshape(rays[k], [-1, RAY_WIDTHS[k]]) for k in RAY_WIDTHS}
+    out = self._render_flat(flat)
+    return {"image": tf.reshape(out["rgb"], tf.stack([h, w, 3]), name="image"),
+            "depth": tf.reshape(out["depth"], tf.stack([h, w]), name="depth")}
+
+
+def _resolve_bounds(kind: str, near, far) -> tuple[float | None, float | None]:
+  if kind not in data_lib.SETTINGS:
+    raise ValueError(f"kind must be one of {data_lib.KINDS}; received "
+                     f"{kind!r}.")
+  s = data_lib.SETTINGS[kind]
+  if s.near is not None:
+    for given, fixed, name in ((near, s.near, "near"), (far, s.far, "far")):
+      if given is not None and not np.isclose(float(given), fixed):
+        raise ValueError(f"{kind!r} rays always use {name}={fixed}; received "
+                         f"{name}={given}.")
+    return s.near, s.far
+  if near is None or far is None:
+    raise ValueError(f"Exporting a {kind!r} model needs near and far (the "
+                     "records' bounds), e.g. near=2.0, far=6.0.")
+  near, far = float(np.asarray(near).reshape(-1)[0]), float(
+      np.asarray(far).reshape(-1)[0])
+  if not 0 <= near < far:
+    raise ValueError(f"Need 0 <= near < far; received near={near}, far={far}.")
+  return near, far
+
+
+def export_saved_model(model, path: str, kind: str,
+                       near: float | None = None, far: float | None = None,
+                       chunk: int = 4096) -> str:
+  """Writes ``model`` as a SavedModel with ``render_rays`` and ``render_image``.
+
+  The SavedModel is written to a temporary folder next to ``path`` and renamed
+  into place, so ``path`` never holds a half-written export; an existing export
+  at ``path`` is replaced.
+
+  Args:
+    model: a :class:`regnerf_tf.model.RegNeRF`.
+    path: output folder.
+    kind: scene kind baked into ``render_image``: "dtu", "llff" or "blender".
+    near, far: ray bounds for "blender" (ignored if equal to the fixed bounds
+      of the other kinds; an error if different).
+    chunk: rays rendered at once.
+
+  Returns:
+    ``path``.
+  """
+  near, far = _resolve_bounds(kind, near, far)
+  if int(chunk) < 1:
+    raise ValueError(f"chunk must be >= 1; received {chunk}.")
+  module = _Renderer(model, kind, near, far, chunk)
+  path = os.path.abspath(path)
+  parent = os.path.dirname(path)
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp_export_")
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private (0700)
+  try:
+    tf.saved_model.save(
+        module, tmp, signatures={
+            "render_rays": module.render_rays.get_concrete_function(),
+            "render_image": module.render_image.get_concrete_function()})
+    meta = {"kind": kind, "near": near, "far": far, "chunk": int(chunk),
+            "signatures": ["render_rays", "render_image"],
+            "config": model.config.to_dict()}
+    os.makedirs(os.path.join(tmp, os.path.dirname(METADATA)), exist_ok=True)
+    with open(os.path.join(tmp, METADATA), "w") as f:
+      json.dump(meta, f, indent=2)
+    old = None
+    if os.path.exists(path):
+      old = tempfile.mkdtemp(dir=parent, prefix=".old_export_")
+      os.rmdir(old)
+      os.replace(path, old)
+    os.replace(tmp, path)
+    if old:
+      shutil.rmtree(old, ignore_errors=True)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return path
+
+
+class CheckedRenderer:
+  """A loaded export with Python-side input checks and clear messages.
+
+  Attributes:
+    loaded: the object returned by ``tf.saved_model.load``.
+    metadata: the export's ``regnerf_export.json`` (empty if absent).
+  """
+
+  def __init__(self, loaded, metadata: dict[str, Any]):
+    self.loaded = loaded
+    self.metadata = metadata
+
+  def render_rays(self, **rays) -> dict[str, tf.Tensor]:
+    """Renders rays; keyword arguments are the six ray fields [N, ...]."""
+    missing = [k for k in RAY_WIDTHS if k not in rays]
+    extra = [k for k in rays if k not in RAY_WIDTHS]
+    if missing or extra:
+      raise ValueError(f"render_rays takes exactly the fields "
+                       f"{list(RAY_WIDTHS)}; missing {missing}, unexpected "
+                       f"{extra}.")
+    n = None
+    inputs = {}
+    for k, width in RAY_WIDTHS.items():
+      value = tf.convert_to_tensor(rays[k])
+      if not value.dtype.is_floating:
+        raise ValueError(f"render_rays: {k} must be float32; received "
+                         f"{value.dtype.name}.")
+      if value.shape.rank != 2 or value.shape[1] != width:
+        raise ValueError(f"render_rays: {k} must have shape [N, {width}]; "
+                         f"received {value.shape.as_list()}.")
+      if n is not None and value.shape[0] != n:
+        raise ValueError(f"render_rays: all fields need the same N; {k} has "
+                         f"{value.shape[0]} rays, origins has {n}.")
+      n = value.shape[0] if n is None else n
+      inputs[k] = tf.cast(value, tf.float32)
+    return self.loaded.signatures["render_rays"](**inputs)
+
+  def render_image(self, camtoworld, intrinsics, height: int,
+                   width: int) -> dict[str, tf.Tensor]:
+    """Renders a view; camtoworld [3, 4] (or [4, 4]), intrinsics [3, 3]."""
+    c2w = np.asarray(camtoworld, np.float32)
+    if c2w.shape == (4, 4):
+      c2w = c2w[:3]
+    if c2w.shape != (3, 4):
+      raise ValueError(f"render_image: camtoworld must have shape [3, 4]; "
+                       f"received {list(c2w.shape)}.")
+    k = np.asarray(intrinsics, np.float32)
+    if k.shape != (3, 3):
+      raise ValueError(f"render_image: intrinsics must have shape [3, 3]; "
+                       f"received {list(k.shape)}.")
+    if int(height) < 3 or int(width) < 3:
+      raise ValueError(f"render_image: height and width must be >= 3; received "
+                       f"{height}×{width}.")
+    return self.loaded.signatures["render_image"](
+        camtoworld=tf.constant(c2w), intrinsics=tf.constant(k),
+        height=tf.constant(int(height), tf.int32),
+        width=tf.constant(int(width), tf.int32))
+
+
+def load_and_check(path: str) -> CheckedRenderer:
+  """Loads an export of :func:`export_saved_model`, with input checks."""
+  if not os.path.isdir(path):
+    raise FileNotFoundError(f"{path} is not a SavedModel folder.")
+  loaded = tf.saved_model.load(path)
+  meta_path = os.path.join(path, METADATA)
+  metadata = {}
+  if os.path.exists(meta_path):
+    with open(meta_path) as f:
+      metadata = json.load(f)
+  return CheckedRenderer(loaded, metadata)

@@ -1,0 +1,199 @@
+"""Camera paths for videos (reference §6.4).
+
+* :func:`dtu_spiral`: object-centric spiral for OpenCV cameras (DTU). Radii =
+  60th percentile of |camera centre| per axis (in the frame of the average
+  pose, which is the identity for recentred DTU poses); for θ in
+  linspace(0, 4π, n, endpoint excluded) the offset is
+  radii ⊙ (cos θ, −sin θ, −sin(θ/2)), the position c2w_avg·[offset, 1], and the
+  camera looks at the focus point of all optical axes with the mean camera y
+  axis as "up".
+* :func:`llff_spiral`: NeRF's forward-facing spiral for OpenGL cameras (LLFF).
+  Radii = 90th percentile, same θ schedule; every camera looks at
+  c2w_avg·[0, 0, −focal_depth, 1].
+* :func:`orbit`: object-centric path for Blender-style (OpenGL) scenes: axes are
+  flipped to OpenCV with diag(1, −1, −1) on the rotation, :func:`dtu_spiral` is
+  applied, and the result flipped back.
+* :func:`path_from_json`: a user-supplied list of 3×4 or 4×4 matrices.
+
+Every function returns float64 camera-to-world matrices [n, 3, 4] in the same
+axes as its input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from regnerf_tf import camera
+
+_FLIP_YZ = np.diag([1.0, -1.0, -1.0])
+DEFAULT_FRAMES = 240
+
+
+def _angles(n_frames: int) -> np.ndarray:
+  if int(n_frames) < 1:
+    raise ValueError(f"n_frames must be >= 1; received {n_frames}.")
+  return np.linspace(0.0, 4.0 * np.pi, int(n_frames), endpoint=False)
+
+
+def _local_radii(poses: np.ndarray, c2w_avg: np.ndarray,
+                 percentile: float) -> np.ndarray:
+  """Per-axis percentile of |camera centre| in the frame of the average pose."""
+  local = (np.linalg.inv(c2w_avg) @ camera.to_homogeneous(poses))[:, :3, 3]
+  return np.percentile(np.abs(local), percentile, axis=0)
+
+
+def _spiral_positions(c2w_avg: np.ndarray, radii: np.ndarray,
+                      n_frames: int) -> np.ndarray:
+  theta = _angles(n_frames)
+  offsets = radii * np.stack(
+      [np.cos(theta), -np.sin(theta), -np.sin(0.5 * theta)], axis=-1)
+  return (c2w_avg[:3, :3] @ offsets.T).T + c2w_avg[:3, 3]
+
+
+def _as_poses(camtoworlds: Any) -> np.ndarray:
+  poses = np.asarray(camtoworlds, np.float64)
+  if poses.ndim != 3 or poses.shape[-2:] not in ((3, 4), (4, 4)):
+    raise ValueError("camtoworlds must have shape [N, 3, 4] or [N, 4, 4]; "
+                     f"received {poses.shape}.")
+  return poses[:, :3, :4]
+
+
+def dtu_spiral(camtoworlds: np.ndarray, n_frames: int = DEFAULT_FRAMES,
+               percentile: float = 60.0) -> np.ndarray:
+  """Spiral around the average camera, looking at the focus point (OpenCV).
+
+  Args:
+    camtoworlds: [N, 3, 4] (or [N, 4, 4]) OpenCV camera-to-world matrices of
+      all cameras of the scene.
+    n_frames: number of poses.
+    percentile: percentile of |camera centre| giving the spiral radii.
+
+  Returns:
+    [n_frames, 3, 4] float64 camera-to-world matrices.
+  """
+  poses = _as_poses(camtoworlds)
+  c2w_avg = camera.to_homogeneous(camera.average_pose(poses))
+  radii = _local_radii(poses, c2w_avg, percentile)
+  positions = _spiral_positions(c2w_avg, radii, n_frames)
+  focus = camera.focus_point(poses)
+  up = poses[:, :, 1].mean(0)
+  return camera.look_at(focus - positions, up, positions)
+
+
+def llff_spiral(camtoworlds: np.ndarray, bounds: np.ndarray,
+                n_frames: int = DEFAULT_FRAMES,
+                percentile: float = 90.0) -> np.ndarray:
+  """NeRF's forward-facing spiral (OpenGL cameras).
+
+  Args:
+    camtoworlds: [N, 3, 4] (or [N, 4, 4]) OpenGL camera-to-world matrices.
+    bounds: [N, 2] near/far depth bounds of the cameras (same scale).
+    n_frames: number of poses.
+    percentile: percentile of |camera centre| giving the spiral radii.
+
+  Returns:
+    [n_frames, 3, 4] float64 camera-to-world matrices.
+  """
+  poses = _as_poses(camtoworlds)
+  c2w_avg = camera.to_homogeneous(camera.average_pose(poses))
+  radii = _local_radii(poses, c2w_avg, percentile)
+  positions = _spiral_positions(c2w_avg, radii, n_frames)
+  depth = camera.llff_focal_depth(bounds)
+  lookat = (c2w_avg @ np.array([0.0, 0.0, -depth, 1.0]))[:3]
+  up = poses[:, :, 1].mean(0)
+  return camera.look_at(positions - lookat, up, positions)
+
+
+def orbit(camtoworlds: np.ndarray, n_frames: int = DEFAULT_FRAMES,
+          percentile: float = 60.0) -> np.ndarray:
+  """Object-centric spiral for OpenGL (Blender-style) cameras.
+
+  Args:
+    camtoworlds: [N, 3, 4] (or [N, 4, 4]) OpenGL camera-to-world matrices.
+    n_frames: number of poses.
+    percentile: as in :func:`dtu_spiral`.
+
+  Returns:
+    [n_frames, 3, 4] float64 OpenGL camera-to-world matrices.
+  """
+  poses = _as_poses(camtoworlds).copy()
+  poses[:, :, :3] = poses[:, :, :3] @ _FLIP_YZ
+  path = dtu_spiral(poses, n_frames, percentile)
+  path[:, :, :3] = path[:, :, :3] @ _FLIP_YZ
+  return path
+
+
+def spiral_for_kind(kind: str, camtoworlds: np.ndarray,
+                    bounds: np.ndarray | None = None,
+                    n_frames: int = DEFAULT_FRAMES) -> np.ndarray:
+  """The release's render path for a scene kind ("dtu", "llff", "blender").
+
+  Returns:
+    [n_frames, 3, 4] float64 camera-to-world matrices in the records' axes.
+  """
+  if kind == "dtu":
+    return dtu_spiral(camtoworlds, n_frames)
+  if kind == "llff":
+    if bounds is None:
+      raise ValueError("The LLFF spiral needs the scene's near/far bounds.")
+    return llff_spiral(camtoworlds, bounds, n_frames)
+  if kind == "blender":
+    return orbit(camtoworlds, n_frames)
+  raise ValueError("kind must be 'dtu', 'llff' or 'blender'; received "
+                   f"{kind!r}.")
+
+
+def path_from_json(path: str) -> np.ndarray:
+  """Reads a camera path: a JSON list of 3×4 or 4×4 camera-to-world matrices.
+
+  The matrices must use the axes of the scene's records (OpenCV for DTU,
+  OpenGL for LLFF and Blender) and its world frame (after the loader's
+  recentring / rescaling).
+
+  Args:
+    path: JSON file, e.g. ``[[[1,0,0,0],[0,1,0,0],[0,0,1,0]], ...]``.
+
+  Returns:
+    [n, 3, 4] float64 camera-to-world matrices.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: naming the problem (invalid JSON, not a list, a matrix with the
+      wrong shape, non-numeric or non-finite entries, a 4×4 matrix whose last
+      row is not [0, 0, 0, 1]).
+  """
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"Camera path file {path} does not exist.")
+  with open(path) as f:
+    text = f.read()
+  try:
+    payload = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path} is not valid JSON: {e}.") from None
+  if not isinstance(payload, list):
+    raise ValueError(f"{path} must hold a JSON list of 3×4 or 4×4 "
+                     f"camera-to-world matrices; found a "
+                     f"{type(payload).__name__}.")
+  if not payload:
+    raise ValueError(f"{path} holds an empty list; at least one camera is "
+                     "needed.")
+  poses = []
+  for i, item in enumerate(payload):
+    try:
+      matrix = np.asarray(item, dtype=np.float64)
+    except (TypeError, ValueError):
+      raise ValueError(f"{path}: camera {i} is not a numeric matrix.") from None
+    if matrix.shape not in ((3, 4), (4, 4)):
+      raise ValueError(f"{path}: camera {i} has shape {list(matrix.shape)}; "
+                       "expected 3×4 or 4×4.")
+    if not np.all(np.isfinite(matrix)):
+      raise ValueError(f"{path}: camera {i} contains NaN or infinite values.")
+    if matrix.shape == (4, 4) and not np.allclose(matrix[3], [0, 0, 0, 1]):
+      raise ValueError(f"{path}: camera {i} is 4×4 but its last row is "
+                       f"{matrix[3].tolist()}, not [0, 0, 0, 1].")
+    poses.append(matrix[:3])
+  return np.stack(poses)
