@@ -43,12 +43,16 @@ from regnerf_tf.flows import prior as prior_lib  # noqa: E402
 from regnerf_tf.flows import realnvp  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("prior", None, "Prior stem/JSON/weights (default: the "
-                    "shipped default prior).")
-flags.DEFINE_string("data_dir", None, "TFDS data_dir if the prior was "
-                    "trained on a TFDS dataset.")
-flags.DEFINE_integer("max_train_patches", 100_000, "Training patches used to "
-                     "fit the Gaussian baselines.")
+
+
+def define_flags() -> None:
+  """Declares the flags (at run time, so entry points can share a process)."""
+  flags.DEFINE_string("prior", None, "Prior stem/JSON/weights (default: the "
+                      "shipped default prior).")
+  flags.DEFINE_string("data_dir", None, "TFDS data_dir if the prior was "
+                      "trained on a TFDS dataset.")
+  flags.DEFINE_integer("max_train_patches", 100_000, "Training patches used to "
+                       "fit the Gaussian baselines.")
 
 
 class DiagonalGaussian:
@@ -162,5 +166,11 @@ def main(argv: Sequence[str]) -> None:
         f"{best_diagonal - r['prior']:.4f} bits/dim.")
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """Entry point (``python -m regnerf_tf.flows.evaluate_prior``)."""
+  define_flags()
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

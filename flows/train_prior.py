@@ -44,47 +44,51 @@ from regnerf_tf.flows import prior as prior_lib  # noqa: E402
 from regnerf_tf.flows import realnvp  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("source", "skimage", patches_lib.SOURCES,
-                  "Where patches come from: the photographs bundled with "
-                  "scikit-image (offline), a folder of images, or a TFDS "
-                  "dataset.")
-flags.DEFINE_string("folder", None, "Image folder for --source=folder.")
-flags.DEFINE_string("tfds_name", None, "TFDS dataset for --source=tfds, e.g. "
-                    "tf_flowers.")
-flags.DEFINE_string("tfds_split", "train", "TFDS split for --source=tfds.")
-flags.DEFINE_string("tfds_data_dir", None, "TFDS data_dir (default: TFDS's).")
-flags.DEFINE_integer("max_images", 500, "At most this many images from a "
-                     "folder or TFDS dataset.")
-flags.DEFINE_integer("patch_size", 8, "Patch side S (patches are S×S×3).")
-flags.DEFINE_integer("num_couplings", 12, "Affine coupling layers.")
-flags.DEFINE_integer("hidden_units", 192, "Width of each coupling MLP.")
-flags.DEFINE_integer("num_hidden_layers", 2, "Hidden layers per coupling MLP.")
-flags.DEFINE_float("log_scale_bound", 2.0, "Bound of each |log-scale|.")
-flags.DEFINE_float("alpha", 0.05, "Logit preprocessing constant.")
-flags.DEFINE_integer("steps", 8000, "Training steps (batches).")
-flags.DEFINE_integer("epochs", None, "If set, train epochs × steps_per_epoch "
-                     "steps instead of --steps.")
-flags.DEFINE_integer("steps_per_epoch", 500, "Steps per Keras epoch; a "
-                     "checkpoint is written after each.")
-flags.DEFINE_integer("batch_size", 256, "Patches per step.")
-flags.DEFINE_float("learning_rate", 1e-3, "Peak Adam learning rate (cosine "
-                   "decay to 1% over the run).")
-flags.DEFINE_integer("num_train_patches", 200_000, "Size of the training "
-                     "patch bank (flips and rotations augment it).")
-flags.DEFINE_integer("num_heldout_patches", 10_000, "Held-out patches.")
-flags.DEFINE_float("holdout_fraction", 0.2, "Bottom fraction of every "
-                   "image's rows that is held out.")
-flags.DEFINE_list("scales", ["1", "0.5"], "Image scales patches are cut at.")
-flags.DEFINE_string("output", "patch_prior_8x8", "Output stem: writes "
-                    "<output>.json and <output>.weights.h5.")
-flags.DEFINE_string("checkpoint_dir", None, "Resumable checkpoints (default "
-                    "<output>.ckpt).")
-flags.DEFINE_integer("seed", 0, "Seed of patch sampling, dequantisation, "
-                     "augmentation and initialisation.")
-flags.DEFINE_bool("jit_compile", True, "XLA-compile the train step (about "
-                  "1.5× faster on CPU).")
-flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, "
-                     "2 one line per epoch, 0 silent.")
+
+
+def define_flags() -> None:
+  """Declares the flags (at run time, so entry points can share a process)."""
+  flags.DEFINE_enum("source", "skimage", patches_lib.SOURCES,
+                    "Where patches come from: the photographs bundled with "
+                    "scikit-image (offline), a folder of images, or a TFDS "
+                    "dataset.")
+  flags.DEFINE_string("folder", None, "Image folder for --source=folder.")
+  flags.DEFINE_string("tfds_name", None, "TFDS dataset for --source=tfds, e.g. "
+                      "tf_flowers.")
+  flags.DEFINE_string("tfds_split", "train", "TFDS split for --source=tfds.")
+  flags.DEFINE_string("tfds_data_dir", None, "TFDS data_dir (default: TFDS's).")
+  flags.DEFINE_integer("max_images", 500, "At most this many images from a "
+                       "folder or TFDS dataset.")
+  flags.DEFINE_integer("patch_size", 8, "Patch side S (patches are S×S×3).")
+  flags.DEFINE_integer("num_couplings", 12, "Affine coupling layers.")
+  flags.DEFINE_integer("hidden_units", 192, "Width of each coupling MLP.")
+  flags.DEFINE_integer("num_hidden_layers", 2, "Hidden layers per coupling MLP.")
+  flags.DEFINE_float("log_scale_bound", 2.0, "Bound of each |log-scale|.")
+  flags.DEFINE_float("alpha", 0.05, "Logit preprocessing constant.")
+  flags.DEFINE_integer("steps", 8000, "Training steps (batches).")
+  flags.DEFINE_integer("epochs", None, "If set, train epochs × steps_per_epoch "
+                       "steps instead of --steps.")
+  flags.DEFINE_integer("steps_per_epoch", 500, "Steps per Keras epoch; a "
+                       "checkpoint is written after each.")
+  flags.DEFINE_integer("batch_size", 256, "Patches per step.")
+  flags.DEFINE_float("learning_rate", 1e-3, "Peak Adam learning rate (cosine "
+                     "decay to 1% over the run).")
+  flags.DEFINE_integer("num_train_patches", 200_000, "Size of the training "
+                       "patch bank (flips and rotations augment it).")
+  flags.DEFINE_integer("num_heldout_patches", 10_000, "Held-out patches.")
+  flags.DEFINE_float("holdout_fraction", 0.2, "Bottom fraction of every "
+                     "image's rows that is held out.")
+  flags.DEFINE_list("scales", ["1", "0.5"], "Image scales patches are cut at.")
+  flags.DEFINE_string("output", "patch_prior_8x8", "Output stem: writes "
+                      "<output>.json and <output>.weights.h5.")
+  flags.DEFINE_string("checkpoint_dir", None, "Resumable checkpoints (default "
+                      "<output>.ckpt).")
+  flags.DEFINE_integer("seed", 0, "Seed of patch sampling, dequantisation, "
+                       "augmentation and initialisation.")
+  flags.DEFINE_bool("jit_compile", True, "XLA-compile the train step (about "
+                    "1.5× faster on CPU).")
+  flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, "
+                       "2 one line per epoch, 0 silent.")
 
 
 def data_config_from_flags() -> dict[str, Any]:
@@ -268,6 +272,7 @@ def main(argv: Sequence[str]) -> None:
 
 def run() -> None:
   """Console-script entry point (``regnerf-train-prior``)."""
+  define_flags()
   # absl's --help lists the flags of the module named by sys.argv[0]; for a
   # console script that is the generated wrapper, so show this module's flags.
   for flag in FLAGS.get_flags_for_module(__name__):

@@ -100,7 +100,8 @@ def view_rays(camtoworld, intrinsics, height: int, width: int, kind: str,
   Args:
     camtoworld: [3, 4] camera-to-world matrix.
     intrinsics: [3, 3] K in pixels of the rendered image.
-    height, width: image size in pixels (each ≥ 3).
+    height, width: image size in pixels (each ≥ 3); Python ints or int32
+      scalar tensors (checked in the graph then).
     kind: "dtu", "llff" or "blender".
     near, far: bounds, used only for kinds without fixed bounds (Blender).
 
@@ -108,10 +109,22 @@ def view_rays(camtoworld, intrinsics, height: int, width: int, kind: str,
     Ray dict; vector fields [height, width, 3], scalar fields [height, width, 1].
   """
   s = _settings(kind)
-  if height < 3 or width < 3:
-    raise ValueError(f"Images need at least 3×3 pixels for ray radii; received "
-                     f"{width}×{height}.")
-  x, y = camera.pixel_grid(height, width)
+  checks = []
+  if isinstance(height, (int, np.integer)) and isinstance(width,
+                                                          (int, np.integer)):
+    if height < 3 or width < 3:
+      raise ValueError(f"Images need at least 3×3 pixels for ray radii; "
+                       f"received {width}×{height}.")
+  else:  # tensors (e.g. inside an exported graph): check in the graph
+    height = tf.convert_to_tensor(height, tf.int32)
+    width = tf.convert_to_tensor(width, tf.int32)
+    checks = [tf.debugging.assert_greater_equal(
+        height, 3, message="Images need height >= 3 (ray radii use "
+        "neighbouring rows)"), tf.debugging.assert_greater_equal(
+            width, 3, message="Images need width >= 3 (ray radii use "
+            "neighbouring columns)")]
+  with tf.control_dependencies(checks):
+    x, y = camera.pixel_grid(height, width)
   origins, directions, viewdirs = camera.pixels_to_rays(
       x, y, _pixtocam(intrinsics), camtoworld, s.convention)
   if s.ndc:

@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from regnerf_tf import camera
 from regnerf_tf import data as data_lib
 
 RAY_WIDTHS = {"origins": 3, "directions": 3, "viewdirs": 3, "radii": 1,
@@ -111,45 +110,18 @@ def image_rays(camtoworld, intrinsics, height, width, kind: str,
                ) -> dict[str, tf.Tensor]:
   """:func:`regnerf_tf.data.view_rays` with tensor ``height``/``width``.
 
-  Graph-friendly (no Python control flow on the image size); the same TF ops
-  in the same order as ``view_rays``, so the rays are bitwise equal.
+  Graph-friendly: the image size is a tensor and checked in the graph.
 
   Returns:
     Ray dict; vector fields [H, W, 3], scalar fields [H, W, 1].
   """
   s = data_lib.SETTINGS[kind]
-  if s.near is not None:
-    near, far = s.near, s.far
-  if near is None or far is None:
+  if s.near is None and (near is None or far is None):
     raise ValueError(f"Rays of kind {kind!r} need near and far.")
-  height = tf.convert_to_tensor(height, tf.int32)
-  width = tf.convert_to_tensor(width, tf.int32)
-  checks = [tf.debugging.assert_greater_equal(
-      height, 3, message="render_image needs height >= 3 (ray radii use "
-      "neighbouring rows)"),
-            tf.debugging.assert_greater_equal(
-                width, 3, message="render_image needs width >= 3")]
-  with tf.control_dependencies(checks):
-    x, y = camera.pixel_grid(height, width)
-  pixtocam = tf.cast(tf.linalg.inv(tf.cast(intrinsics, tf.float64)),
-                     tf.float32)
-  origins, directions, viewdirs = camera.pixels_to_rays(
-      x, y, pixtocam, camtoworld, s.convention)
-  if s.ndc:
-    focal = tf.cast(tf.convert_to_tensor(intrinsics)[0, 0], tf.float32)
-    viewdirs = directions
-    origins, directions = camera.convert_to_ndc(origins, directions, focal,
-                                                width, height)
-    radii = camera.ndc_radii(origins)
-  else:
-    radii = camera.pixel_radii(directions)
-    if s.shift_to_plane:
-      origins = camera.shift_origins_to_plane(origins, directions, 0.0)
-  shape = tf.shape(radii)
-  return {"origins": origins, "directions": directions, "viewdirs": viewdirs,
-          "radii": radii,
-          "near": tf.fill(shape, tf.constant(near, tf.float32)),
-          "far": tf.fill(shape, tf.constant(far, tf.float32))}
+  return data_lib.view_rays(camtoworld, intrinsics,
+                            tf.convert_to_tensor(height, tf.int32),
+                            tf.convert_to_tensor(width, tf.int32), kind,
+                            near, far)
 
 
 class _Renderer(tf.Module):

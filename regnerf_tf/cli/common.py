@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags
 
@@ -40,3 +41,17 @@ def load_scene_from_flags(n_views: int):
     raise app.UsageError("--tfds needs --scene (e.g. --scene=fern).")
   return scenes.from_tfds(FLAGS.tfds, FLAGS.scene, FLAGS.data_dir,
                           FLAGS.manual_dir)
+
+
+def run_app(main, define_flags, module_name: str) -> None:
+  """Declares the flags, makes ``--help`` list them, and runs ``main``.
+
+  absl's ``--help`` shows the flags of the module named by ``sys.argv[0]``;
+  for a console script that is the generated wrapper, so the entry point's
+  flags (and the shared scene flags) are registered for it.
+  """
+  define_flags()
+  for module in (module_name, __name__):
+    for flag in FLAGS.get_flags_for_module(module):
+      FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  app.run(main)

@@ -18,6 +18,8 @@ import time
 
 from absl import app, flags
 
+from regnerf_tf.cli import common
+
 FLAGS = flags.FLAGS
 
 
@@ -98,8 +100,7 @@ def main(argv):
 
 def run():
   """Console-script entry point."""
-  define_flags()
-  app.run(main)
+  common.run_app(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import sys
 
 from absl import app, flags
 
+from regnerf_tf.cli import common
+
 from regnerf_tf.cli import render as render_cli
 
 FLAGS = flags.FLAGS
@@ -64,8 +66,7 @@ def main(argv):
 
 def run():
   """Console-script entry point."""
-  define_flags()
-  app.run(main)
+  common.run_app(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

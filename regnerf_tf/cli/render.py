@@ -282,8 +282,7 @@ def main(argv):
 
 def run():
   """Console-script entry point."""
-  define_flags()
-  app.run(main)
+  common.run_app(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """regnerf-train: train RegNeRF (or its mip-NeRF baseline) on one scene.
 
-Examples (`regnerf-train --helpfull` lists every flag)::
+Examples::
 
   # The project's synthetic scene, small CPU preset:
   regnerf-train --preset=dtu3_small --synthetic --workdir=runs/synth
@@ -113,8 +113,7 @@ def main(argv):
 
 def run():
   """Console-script entry point."""
-  define_flags()
-  app.run(main)
+  common.run_app(main, define_flags, __name__)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,18 @@ from regnerf_tf.flows import train_prior
 FLAGS = train_prior.FLAGS
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _flags():
+  """train_prior's flags exist for this module's tests only."""
+  before = set(FLAGS)
+  train_prior.define_flags()
+  added = set(FLAGS) - before
+  yield
+  FLAGS.unparse_flags()
+  for name in added:
+    delattr(FLAGS, name)
+
+
 @pytest.fixture(scope="module")
 def small_bank():
   images = patches.load_skimage_photos(("astronaut", "coffee"))
