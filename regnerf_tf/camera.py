@@ -339,15 +339,39 @@ def ndc_radii(ndc_origins) -> tf.Tensor:
 # ----------------------------------------------------------------------------
 
 
-def _half_extents(poses: np.ndarray, c2w_avg: np.ndarray) -> np.ndarray:
-  """Per-axis max |camera centre| in the frame of the average pose.
+def check_poses(poses: np.ndarray, name: str = "poses") -> np.ndarray:
+  """Validates camera-to-world matrices; returns them as float64 [N, 3, 4]."""
+  return _check_poses(poses, name)
+
+
+def centre_extents(poses: np.ndarray, c2w_avg: np.ndarray,
+                   percentile: float = 100.0) -> np.ndarray:
+  """Per-axis percentile of |camera centre| in the frame of the average pose.
 
   For recentred poses (DTU, LLFF after loading) the average pose is the
-  identity and this is the release's box; the frame change makes the box right
-  for poses that were not recentred too.
+  identity and the 100th percentile is the release's sampling box; the frame
+  change keeps it right for poses that were not recentred too.
+
+  Args:
+    poses: [N, 3, 4]; c2w_avg: [4, 4] average pose.
+
+  Returns:
+    [3] extents.
   """
   local = (np.linalg.inv(c2w_avg) @ to_homogeneous(poses))[:, :3, 3]
-  return np.max(np.abs(local), axis=0)
+  return np.percentile(np.abs(local), percentile, axis=0)
+
+
+def average_frame(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                              np.ndarray]:
+  """(validated poses [N, 3, 4], average pose [4, 4], mean camera y axis [3])."""
+  poses = _check_poses(poses)
+  return poses, to_homogeneous(average_pose(poses)), poses[:, :, 1].mean(0)
+
+
+def from_average_frame(c2w_avg: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+  """Points given in the average pose's frame [n, 3] → world [n, 3]."""
+  return offsets @ c2w_avg[:3, :3].T + c2w_avg[:3, 3]
 
 
 def sample_poses_around_object(poses: np.ndarray, n: int,
@@ -358,9 +382,9 @@ def sample_poses_around_object(poses: np.ndarray, n: int,
 
   Positions are uniform in the box spanned by the camera centres
   (half-extents = per-axis max |centre| in the frame of the average pose,
-  scaled by ``radius``), placed in that frame; every camera looks at the focus point of all optical axes
-  plus N(0, focus_jitter²) jitter per coordinate, with the mean camera y axis as
-  "up".
+  scaled by ``radius``), placed in that frame; every camera looks at the
+  focus point of all optical axes plus N(0, focus_jitter²) jitter per
+  coordinate, with the mean camera y axis as "up".
 
   Args:
     poses: [N, 3, 4] camera-to-world matrices of all views (after recentring).
@@ -372,15 +396,13 @@ def sample_poses_around_object(poses: np.ndarray, n: int,
   Returns:
     [n, 3, 4] float64 poses.
   """
-  poses = _check_poses(poses)
   if n < 1:
     raise ValueError(f"n must be >= 1; received {n}.")
-  c2w_avg = to_homogeneous(average_pose(poses))
-  half = _half_extents(poses, c2w_avg)
-  up = poses[:, :, 1].mean(0)
+  poses, c2w_avg, up = average_frame(poses)
+  half = centre_extents(poses, c2w_avg)
   focus = focus_point(poses)
   offsets = half * (2.0 * radius * (rng.uniform(size=(n, 3)) - 0.5))
-  positions = (c2w_avg[:3, :3] @ offsets.T).T + c2w_avg[:3, 3]
+  positions = from_average_frame(c2w_avg, offsets)
   targets = focus + rng.normal(scale=focus_jitter, size=(n, 3))
   return look_at(targets - positions, up, positions)
 
@@ -393,6 +415,12 @@ def llff_focal_depth(bounds: np.ndarray) -> float:
                      f"received shape {bounds.shape}.")
   close, far = 0.9 * bounds.min(), 5.0 * bounds.max()
   return 1.0 / (0.25 / close + 0.75 / far)
+
+
+def forward_focus(c2w_avg: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+  """The point ``focal_depth`` in front of the average OpenGL camera [3]."""
+  depth = llff_focal_depth(bounds)
+  return (c2w_avg @ np.array([0.0, 0.0, -depth, 1.0]))[:3]
 
 
 def sample_forward_facing_poses(poses: np.ndarray, bounds: np.ndarray, n: int,
@@ -414,14 +442,11 @@ def sample_forward_facing_poses(poses: np.ndarray, bounds: np.ndarray, n: int,
   Returns:
     [n, 3, 4] float64 poses.
   """
-  poses = _check_poses(poses)
   if n < 1:
     raise ValueError(f"n must be >= 1; received {n}.")
-  c2w_avg = to_homogeneous(average_pose(poses))
-  half = _half_extents(poses, c2w_avg)
-  up = poses[:, :, 1].mean(0)
-  depth = llff_focal_depth(bounds)
-  lookat = c2w_avg @ np.array([0.0, 0.0, -depth, 1.0])
+  poses, c2w_avg, up = average_frame(poses)
+  half = centre_extents(poses, c2w_avg)
+  lookat = forward_focus(c2w_avg, bounds)
   offsets = half * radius * rng.uniform(-1.0, 1.0, size=(n, 3))
-  positions = (c2w_avg[:3, :3] @ offsets.T).T + c2w_avg[:3, 3]
-  return look_at(positions - lookat[:3], up, positions)
+  positions = from_average_frame(c2w_avg, offsets)
+  return look_at(positions - lookat, up, positions)

@@ -24,7 +24,6 @@ summed over replicas, then clipped by value and by global norm.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, Protocol
 
 import keras
@@ -425,7 +424,3 @@ def build_model(config: configs_lib.Config, patch_prior=None,
     model.compile(optimizer=make_optimizer(config),
                   jit_compile=config.train.jit_compile)
   return model
-
-
-def config_of(model: RegNeRF) -> dict[str, Any]:
-  return dataclasses.asdict(model.config)

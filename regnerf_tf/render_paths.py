@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 import numpy as np
 
@@ -39,27 +38,19 @@ def _angles(n_frames: int) -> np.ndarray:
   return np.linspace(0.0, 4.0 * np.pi, int(n_frames), endpoint=False)
 
 
-def _local_radii(poses: np.ndarray, c2w_avg: np.ndarray,
-                 percentile: float) -> np.ndarray:
-  """Per-axis percentile of |camera centre| in the frame of the average pose."""
-  local = (np.linalg.inv(c2w_avg) @ camera.to_homogeneous(poses))[:, :3, 3]
-  return np.percentile(np.abs(local), percentile, axis=0)
-
-
 def _spiral_positions(c2w_avg: np.ndarray, radii: np.ndarray,
                       n_frames: int) -> np.ndarray:
   theta = _angles(n_frames)
   offsets = radii * np.stack(
       [np.cos(theta), -np.sin(theta), -np.sin(0.5 * theta)], axis=-1)
-  return (c2w_avg[:3, :3] @ offsets.T).T + c2w_avg[:3, 3]
+  return camera.from_average_frame(c2w_avg, offsets)
 
 
-def _as_poses(camtoworlds: Any) -> np.ndarray:
-  poses = np.asarray(camtoworlds, np.float64)
-  if poses.ndim != 3 or poses.shape[-2:] not in ((3, 4), (4, 4)):
-    raise ValueError("camtoworlds must have shape [N, 3, 4] or [N, 4, 4]; "
-                     f"received {poses.shape}.")
-  return poses[:, :3, :4]
+def _spiral_frame(camtoworlds, n_frames: int, percentile: float):
+  """(poses, average pose, up, spiral positions) shared by both spirals."""
+  poses, c2w_avg, up = camera.average_frame(camtoworlds)
+  radii = camera.centre_extents(poses, c2w_avg, percentile)
+  return poses, c2w_avg, up, _spiral_positions(c2w_avg, radii, n_frames)
 
 
 def dtu_spiral(camtoworlds: np.ndarray, n_frames: int = DEFAULT_FRAMES,
@@ -75,13 +66,8 @@ def dtu_spiral(camtoworlds: np.ndarray, n_frames: int = DEFAULT_FRAMES,
   Returns:
     [n_frames, 3, 4] float64 camera-to-world matrices.
   """
-  poses = _as_poses(camtoworlds)
-  c2w_avg = camera.to_homogeneous(camera.average_pose(poses))
-  radii = _local_radii(poses, c2w_avg, percentile)
-  positions = _spiral_positions(c2w_avg, radii, n_frames)
-  focus = camera.focus_point(poses)
-  up = poses[:, :, 1].mean(0)
-  return camera.look_at(focus - positions, up, positions)
+  poses, _, up, positions = _spiral_frame(camtoworlds, n_frames, percentile)
+  return camera.look_at(camera.focus_point(poses) - positions, up, positions)
 
 
 def llff_spiral(camtoworlds: np.ndarray, bounds: np.ndarray,
@@ -98,13 +84,8 @@ def llff_spiral(camtoworlds: np.ndarray, bounds: np.ndarray,
   Returns:
     [n_frames, 3, 4] float64 camera-to-world matrices.
   """
-  poses = _as_poses(camtoworlds)
-  c2w_avg = camera.to_homogeneous(camera.average_pose(poses))
-  radii = _local_radii(poses, c2w_avg, percentile)
-  positions = _spiral_positions(c2w_avg, radii, n_frames)
-  depth = camera.llff_focal_depth(bounds)
-  lookat = (c2w_avg @ np.array([0.0, 0.0, -depth, 1.0]))[:3]
-  up = poses[:, :, 1].mean(0)
+  _, c2w_avg, up, positions = _spiral_frame(camtoworlds, n_frames, percentile)
+  lookat = camera.forward_focus(c2w_avg, bounds)
   return camera.look_at(positions - lookat, up, positions)
 
 
@@ -120,7 +101,7 @@ def orbit(camtoworlds: np.ndarray, n_frames: int = DEFAULT_FRAMES,
   Returns:
     [n_frames, 3, 4] float64 OpenGL camera-to-world matrices.
   """
-  poses = _as_poses(camtoworlds).copy()
+  poses = camera.check_poses(camtoworlds, "camtoworlds").copy()
   poses[:, :, :3] = poses[:, :, :3] @ _FLIP_YZ
   path = dtu_spiral(poses, n_frames, percentile)
   path[:, :, :3] = path[:, :, :3] @ _FLIP_YZ

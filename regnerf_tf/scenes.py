@@ -106,7 +106,6 @@ def from_tfds(name: str, scene: str, data_dir: str | None = None,
     manual_dir: where the builder finds the raw files if it must build.
   """
   import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
-  import regnerf_tf.datasets  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   builder = tfds.builder(name, data_dir=data_dir)
   if not builder.is_prepared():
     if manual_dir is None:

@@ -14,6 +14,7 @@ images), ``final.weights.h5`` when training ends.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -67,7 +68,6 @@ def save_checkpoint(model: model_lib.RegNeRF, path: str) -> None:
   arrays.update({f"o{i}": np.asarray(v.numpy())
                  for i, v in enumerate(model.optimizer.variables)})
   arrays["step"] = np.asarray(current_step(model), np.int64)
-  import io  # pylint: disable=import-outside-toplevel
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
   atomic_write_bytes(path, buffer.getvalue())
@@ -148,16 +148,15 @@ class TrainingMonitor(keras.callbacks.Callback):
     now = time.perf_counter()
     elapsed, self._last = now - self._last, now
     logs["rays_per_sec"] = self.rays_per_step / max(elapsed, 1e-9)
-    logs["lr"] = float(losses.log_linear_lr(
-        step, self.config.train.lr_init, self.config.train.lr_final,
-        self.config.train.max_steps, self.config.train.lr_delay_steps,
-        self.config.train.lr_delay_mult))
     t = self.config.train
     if self._bar is not None:
       shown = [(k, float(logs[k])) for k in ("loss", "psnr", "rays_per_sec")
                if k in logs]
       self._bar.update(min(step, t.max_steps), values=shown)
     if self._writer is not None and (step % t.log_every == 0 or step == 1):
+      logs["lr"] = float(losses.log_linear_lr(
+          step, t.lr_init, t.lr_final, t.max_steps, t.lr_delay_steps,
+          t.lr_delay_mult))
       with self._writer.as_default(step=step):
         for key, value in logs.items():
           tf.summary.scalar(key, float(value))

@@ -59,15 +59,6 @@ def build_config(preset: str, overrides, steps=None):
   return configs.get_preset(preset, **parsed)
 
 
-def load_scene(n_views: int):
-  return common.load_scene_from_flags(n_views)
-
-
-def make_strategy(name: str):
-  from regnerf_tf import distribute  # pylint: disable=import-outside-toplevel
-  return distribute.make_strategy(name)
-
-
 def load_prior(spec: str | None):
   if not spec:
     return None
@@ -81,8 +72,9 @@ def main(argv):
   del argv
   from regnerf_tf import training  # pylint: disable=import-outside-toplevel
   config = build_config(FLAGS.preset, FLAGS.override, FLAGS.steps)
-  scene = load_scene(config.data.n_views)
-  strategy = make_strategy(FLAGS.strategy)
+  from regnerf_tf import distribute  # pylint: disable=import-outside-toplevel
+  scene = common.load_scene_from_flags(config.data.n_views)
+  strategy = distribute.make_strategy(FLAGS.strategy)
   prior = load_prior(FLAGS.prior)
   if config.reg.appearance_weight > 0 and prior is None:
     prior = load_prior("default")
@@ -97,7 +89,6 @@ def main(argv):
       preview_record=scene.test[0] if scene.test else None,
       patch_prior=prior, strategy=strategy, verbose=not FLAGS.quiet,
       image_every=FLAGS.image_every)
-  from regnerf_tf import distribute  # pylint: disable=import-outside-toplevel
   if scene.test and FLAGS.workdir and distribute.is_chief(strategy):
     result = training.evaluate_views(model, scene.test[:8])
     summary = {"step": training.current_step(model),
