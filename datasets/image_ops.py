@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from regnerf_tf import errors
+
 FILTERS = ("release", "area")
 
 
@@ -33,10 +35,10 @@ def downsample(image: np.ndarray, factor: int, method: str = "release"
     float64 [H // factor, W // factor(, C)] in the input's value range.
   """
   if method not in FILTERS:
-    raise ValueError(f"Downsampling method must be one of {FILTERS}; received "
+    raise errors.InputError(f"Downsampling method must be one of {FILTERS}; received "
                      f"{method!r}.")
   if int(factor) != factor or factor < 1:
-    raise ValueError(f"The downsampling factor must be a positive integer; "
+    raise errors.InputError(f"The downsampling factor must be a positive integer; "
                      f"received {factor!r}.")
   factor = int(factor)
   image = np.asarray(image, np.float64)
@@ -44,7 +46,7 @@ def downsample(image: np.ndarray, factor: int, method: str = "release"
     return image
   h, w = image.shape[0] // factor, image.shape[1] // factor
   if h == 0 or w == 0:
-    raise ValueError(f"Image of shape {image.shape} is smaller than the "
+    raise errors.InputError(f"Image of shape {image.shape} is smaller than the "
                      f"downsampling factor {factor}.")
   blocks = image[:h * factor, :w * factor].reshape(
       (h, factor, w, factor) + image.shape[2:])

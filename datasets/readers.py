@@ -55,6 +55,7 @@ import imageio.v3 as iio
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import errors
 from regnerf_tf import camera
 from regnerf_tf.datasets import image_ops
 from regnerf_tf.datasets import splits
@@ -94,7 +95,7 @@ def _read_bytes(path: str) -> bytes:
     with tf.io.gfile.GFile(str(path), "rb") as f:
       return f.read()
   except tf.errors.NotFoundError as e:
-    raise FileNotFoundError(f"Expected the file {path}, but it does not exist.") from e
+    raise errors.MissingFileError(f"Expected the file {path}, but it does not exist.") from e
 
 
 def _natural_key(name: str) -> list[Any]:
@@ -118,18 +119,18 @@ def read_image(path: str) -> np.ndarray:
   try:
     image = np.asarray(iio.imread(data, extension="." + str(path).rsplit(".", 1)[-1].lower()))
   except Exception as e:  # imageio raises many types on corrupt data.
-    raise ValueError(f"Could not decode the image {path} ({type(e).__name__}: "
+    raise errors.InputError(f"Could not decode the image {path} ({type(e).__name__}: "
                      f"{e}). Expected a readable PNG/JPEG; re-download or "
                      "replace the file.") from e
   if image.dtype == np.uint16:
     image = image_ops.to_uint8(image / 257.0)
   elif image.dtype != np.uint8:
-    raise ValueError(f"Image {path} has dtype {image.dtype}; expected 8- or "
+    raise errors.InputError(f"Image {path} has dtype {image.dtype}; expected 8- or "
                      "16-bit integer pixels.")
   if image.ndim == 2:
     image = image[:, :, None]
   if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
-    raise ValueError(f"Image {path} has shape {image.shape}; expected [H, W] or "
+    raise errors.InputError(f"Image {path} has shape {image.shape}; expected [H, W] or "
                      "[H, W, C] with C in 1..4.")
   return image
 
@@ -139,7 +140,7 @@ def load_npy(path: str) -> np.ndarray:
   try:
     return np.load(io.BytesIO(_read_bytes(path)), allow_pickle=False)
   except ValueError as e:
-    raise ValueError(f"Could not read {path} as a NumPy array without pickle "
+    raise errors.InputError(f"Could not read {path} as a NumPy array without pickle "
                      f"({e}). Expected a plain numeric .npy file.") from e
 
 
@@ -149,13 +150,13 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
     with np.load(io.BytesIO(_read_bytes(path)), allow_pickle=False) as data:
       return {k: np.asarray(data[k]) for k in data.files}
   except (ValueError, OSError) as e:
-    raise ValueError(f"Could not read {path} as a NumPy .npz archive without "
+    raise errors.InputError(f"Could not read {path} as a NumPy .npz archive without "
                      f"pickle ({e}). Expected numeric arrays.") from e
 
 
 def _check_finite(array: np.ndarray, what: str) -> None:
   if not np.all(np.isfinite(array)):
-    raise ValueError(f"{what} contains NaN or infinite values; expected finite "
+    raise errors.InputError(f"{what} contains NaN or infinite values; expected finite "
                      "numbers. Re-export or re-download the camera file.")
 
 
@@ -186,14 +187,14 @@ def decompose_projection(projection: np.ndarray) -> tuple[np.ndarray, np.ndarray
   """
   projection = np.asarray(projection, np.float64)
   if projection.shape not in ((3, 4), (4, 4)):
-    raise ValueError(f"Expected a [3, 4] projection matrix; received shape "
+    raise errors.InputError(f"Expected a [3, 4] projection matrix; received shape "
                      f"{projection.shape}.")
   projection = projection[:3]
   _check_finite(projection, "The projection matrix")
   left = projection[:, :3]
   det = np.linalg.det(left)
   if abs(det) < 1e-12 * max(1.0, np.abs(left).max() ** 3):
-    raise ValueError("The projection matrix has a singular 3×3 part; expected "
+    raise errors.InputError("The projection matrix has a singular 3×3 part; expected "
                      "P = K[R|t] with invertible K R.")
   if det < 0:  # P is defined up to scale; choose the sign with det(R) = +1.
     projection = -projection
@@ -219,7 +220,7 @@ def _fit_to_size(image: np.ndarray, size: tuple[int, int], method: str,
   h, w = image.shape[:2]
   factor = w // size[1] if size[1] else 0
   if factor < 1 or w != factor * size[1] or h != factor * size[0]:
-    raise ValueError(f"{path} is {w}×{h} pixels; expected {size[1]}×{size[0]} or "
+    raise errors.InputError(f"{path} is {w}×{h} pixels; expected {size[1]}×{size[0]} or "
                      "an integer multiple of it (all images and masks of a scene "
                      "must have the same aspect ratio and size).")
   return image_ops.downsample(image.astype(np.float64), factor, method)
@@ -237,7 +238,7 @@ def _views_to_read(views: Sequence[int] | None, num: int) -> list[int]:
   views = sorted(set(int(v) for v in views))
   bad = [v for v in views if not 0 <= v < num]
   if bad:
-    raise ValueError(f"Requested views {bad} do not exist; the scene has {num} "
+    raise errors.InputError(f"Requested views {bad} do not exist; the scene has {num} "
                      f"views (indices 0..{num - 1}).")
   return views
 
@@ -267,7 +268,7 @@ def _dtu_records(name: str, projections: np.ndarray,
     size = probe.shape[:2]
   pixel_scale = size[1] / DTU_CALIBRATION_SIZE[1]
   if abs(size[0] / DTU_CALIBRATION_SIZE[0] - pixel_scale) > 1e-6:
-    raise ValueError(f"DTU images of scan {name} are {size[1]}×{size[0]}; expected "
+    raise errors.InputError(f"DTU images of scan {name} are {size[1]}×{size[0]}; expected "
                      f"the 4:3 aspect of the 1600×1200 calibration.")
   ks = _scale_intrinsics(ks, pixel_scale)
   bounds = np.tile(np.array([[DTU_NEAR, DTU_FAR]]), (num, 1))
@@ -277,7 +278,7 @@ def _dtu_records(name: str, projections: np.ndarray,
     path = image_path(i)
     image = read_image(path)
     if image.shape[-1] < 3:
-      raise ValueError(f"{path} has {image.shape[-1]} channel(s); expected RGB.")
+      raise errors.InputError(f"{path} has {image.shape[-1]} channel(s); expected RGB.")
     image = image_ops.to_uint8(_fit_to_size(image[..., :3], size, resize, path))
     mpath = mask_path(i)
     if mpath is not None:
@@ -363,7 +364,7 @@ def read_dtu(scan_dir: str, *, calibration_dir: str | None = None,
              _join(_parent(scan_dir, 1), "Calibration", "cal18")]
     calibration_dir = _first_existing(tried)
     if calibration_dir is None:
-      raise FileNotFoundError(
+      raise errors.MissingFileError(
           f"No DTU calibration found for {scan_dir}: looked for "
           f"{' and '.join(tried)} (files pos_001.txt..pos_049.txt). Download "
           "the DTU SampleSet (SampleSet/MVS Data/Calibration/cal18) and place "
@@ -386,15 +387,15 @@ def read_dtu(scan_dir: str, *, calibration_dir: str | None = None,
     try:
       p = np.array([float(v) for v in text.split()], np.float64)
     except ValueError as e:
-      raise ValueError(f"{camera_file} is not a list of numbers ({e}); expected "
+      raise errors.InputError(f"{camera_file} is not a list of numbers ({e}); expected "
                        "a 3×4 projection matrix as text.") from e
     if p.size != 12:
-      raise ValueError(f"{camera_file} holds {p.size} numbers; expected 12 (a "
+      raise errors.InputError(f"{camera_file} holds {p.size} numbers; expected 12 (a "
                        "3×4 projection matrix).")
     projections.append(p.reshape(3, 4))
   if missing:
     shown = "\n  ".join(missing[:6])
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f"The DTU scan {scan_dir} is incomplete: {len(missing)} expected file(s) "
         f"are missing, e.g.\n  {shown}\nExpected images "
         f"{DTU_IMAGE_PATTERN.format(1)}..{DTU_IMAGE_PATTERN.format(num_images)} "
@@ -451,7 +452,7 @@ def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
   camera_file = _first_existing([_join(scan_dir, n) for n in DTU_CAMERA_FILES])
   image_dir = _idr_folder(scan_dir, ("image", "images"))
   if camera_file is None or image_dir is None:
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f"{scan_dir} is not a DTU scan in IDR/NeuS layout: expected "
         f"{' or '.join(DTU_CAMERA_FILES)} (found: {camera_file is not None}) and "
         f"an image folder image/, images/ or images_<k>/ (found: "
@@ -461,11 +462,11 @@ def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
   while f"world_mat_{count}" in cams:
     count += 1
   if count == 0:
-    raise ValueError(f"{camera_file} has no world_mat_0; expected keys "
+    raise errors.InputError(f"{camera_file} has no world_mat_0; expected keys "
                      "world_mat_0..world_mat_<N-1> (IDR/NeuS convention).")
   image_names = _list_images(_join(scan_dir, image_dir))
   if len(image_names) != count:
-    raise ValueError(
+    raise errors.InputError(
         f"{scan_dir}: {len(image_names)} images in {image_dir}/ but {count} "
         f"cameras (world_mat_*) in {camera_file.rsplit('/', 1)[-1]}; expected one "
         "camera per image. Remove extra images or use the matching camera file.")
@@ -480,7 +481,7 @@ def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
     if mask_dir is not None:
       mask_names = _list_images(_join(scan_dir, mask_dir))
       if len(mask_names) != count:
-        raise ValueError(
+        raise errors.InputError(
             f"{scan_dir}: {len(mask_names)} masks in {mask_dir}/ but {count} "
             "images; expected one mask per image (or no mask folder).")
   num = min(count, num_images)
@@ -488,7 +489,7 @@ def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
   for i in range(num):
     p = np.asarray(cams[f"world_mat_{i}"], np.float64)
     if p.shape not in ((4, 4), (3, 4)):
-      raise ValueError(f"world_mat_{i} in {camera_file} has shape {p.shape}; "
+      raise errors.InputError(f"world_mat_{i} in {camera_file} has shape {p.shape}; "
                        "expected 4×4 (or 3×4).")
     _check_finite(p, f"world_mat_{i} in {camera_file}")
     projections.append(p[:3])
@@ -530,18 +531,18 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
     else:
       image_dir = None
   if not _exists(poses_file) or image_dir is None:
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f"{scene_dir} is not an LLFF scene: expected poses_bounds.npy (found: "
         f"{_exists(poses_file)}) and images_{factor}/ or images/ (found: "
         f"{image_dir is not None}).")
   data = load_npy(poses_file)
   if data.ndim != 2 or data.shape[1] != 17 or data.shape[0] == 0:
-    raise ValueError(f"{poses_file} has shape {data.shape}; expected [N, 17] "
+    raise errors.InputError(f"{poses_file} has shape {data.shape}; expected [N, 17] "
                      "(3×5 pose-and-hwf plus 2 depth bounds per image).")
   _check_finite(data, poses_file)
   names = _list_images(image_dir)
   if len(names) != data.shape[0]:
-    raise ValueError(
+    raise errors.InputError(
         f"{scene_dir}: {len(names)} images in {image_dir.rsplit('/', 1)[-1]}/ but "
         f"{data.shape[0]} rows in poses_bounds.npy; expected one row per image "
         "in sorted filename order. Remove extra files or re-run COLMAP/LLFF's "
@@ -550,7 +551,7 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
   raw = data[:, :15].reshape(-1, 3, 5)
   bounds = data[:, 15:17].astype(np.float64)
   if np.any(bounds <= 0):
-    raise ValueError(f"{poses_file} has non-positive depth bounds; expected "
+    raise errors.InputError(f"{poses_file} has non-positive depth bounds; expected "
                      "near/far > 0.")
   full_h, full_w, focal = raw[0, :, 4]
   # [down, right, back] → [right, up, back] (OpenGL).
@@ -568,14 +569,14 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
     path = _join(image_dir, names[i])
     image = read_image(path)
     if image.shape[-1] < 3:
-      raise ValueError(f"{path} has {image.shape[-1]} channel(s); expected RGB.")
+      raise errors.InputError(f"{path} has {image.shape[-1]} channel(s); expected RGB.")
     image = image[..., :3]
     if downsample_by > 1:
       image = image_ops.to_uint8(image_ops.downsample(image, downsample_by, resize))
     if size is None:
       size = image.shape[:2]
     elif image.shape[:2] != size:
-      raise ValueError(f"{path} is {image.shape[1]}×{image.shape[0]}; expected "
+      raise errors.InputError(f"{path} is {image.shape[1]}×{image.shape[0]}; expected "
                        f"{size[1]}×{size[0]} like the other images of the scene.")
     records.append((i, path, image))
   if size is None:  # No view requested: size from the first file.
@@ -584,7 +585,7 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
       size = (size[0] // downsample_by, size[1] // downsample_by)
   pixel_scale = size[1] / full_w
   if abs(size[0] / full_h - pixel_scale) > 0.01 * pixel_scale:
-    raise ValueError(f"Images of {scene_dir} are {size[1]}×{size[0]}, which is not "
+    raise errors.InputError(f"Images of {scene_dir} are {size[1]}×{size[0]}, which is not "
                      f"a scaled copy of the {full_w:.0f}×{full_h:.0f} in "
                      "poses_bounds.npy; expected the same aspect ratio.")
   f = focal * pixel_scale
@@ -619,7 +620,7 @@ def read_blender(scene_dir: str, *, split: str = "train",
   scene_dir = str(scene_dir).rstrip("/")
   json_file = _join(scene_dir, f"transforms_{split}.json")
   if not _exists(json_file):
-    raise FileNotFoundError(f"Expected {json_file} (Blender layout); it does not "
+    raise errors.MissingFileError(f"Expected {json_file} (Blender layout); it does not "
                             "exist.")
   try:
     meta = json.loads(_read_bytes(json_file).decode("utf-8"))
@@ -628,11 +629,11 @@ def read_blender(scene_dir: str, *, split: str = "train",
     poses = np.array([np.asarray(fr["transform_matrix"], np.float64)[:3, :4]
                       for fr in frames])
   except (KeyError, TypeError, ValueError) as e:
-    raise ValueError(f"{json_file} is not a valid Blender transforms file ({e!r}); "
+    raise errors.InputError(f"{json_file} is not a valid Blender transforms file ({e!r}); "
                      "expected camera_angle_x and frames[*].transform_matrix "
                      "(4×4).") from e
   if poses.ndim != 3 or poses.shape[0] == 0:
-    raise ValueError(f"{json_file} has no frames; expected at least one.")
+    raise errors.InputError(f"{json_file} has no frames; expected at least one.")
   _check_finite(poses, json_file)
   num = len(frames)
   views = _views_to_read(views, num)
@@ -657,7 +658,7 @@ def read_blender(scene_dir: str, *, split: str = "train",
   records = []
   for i, path, image in loaded:
     if image.shape[:2] != (h, w):
-      raise ValueError(f"{path} is {image.shape[1]}×{image.shape[0]}; expected "
+      raise errors.InputError(f"{path} is {image.shape[1]}×{image.shape[0]}; expected "
                        f"{w}×{h} like the other frames.")
     rgb = np.repeat(image[..., :1], 3, -1) if image.shape[-1] < 3 else image[..., :3]
     has_alpha = image.shape[-1] in (2, 4)
@@ -684,7 +685,7 @@ def detect_format(path: str) -> str:
   """
   path = str(path).rstrip("/")
   if not _isdir(path):
-    raise FileNotFoundError(f"Expected a scene folder at {path}; it does not "
+    raise errors.MissingFileError(f"Expected a scene folder at {path}; it does not "
                             "exist or is not a directory.")
   if _exists(_join(path, "poses_bounds.npy")):
     return "llff"
@@ -695,7 +696,7 @@ def detect_format(path: str) -> str:
   if any(_exists(_join(path, f"transforms_{s}.json"))
          for s in ("train", "val", "test")):
     return "blender"
-  raise FileNotFoundError(
+  raise errors.MissingFileError(
       f"No known scene layout in {path}. Looked for: poses_bounds.npy (LLFF); "
       f"{' or '.join(DTU_CAMERA_FILES)} (DTU, IDR/NeuS layout); "
       f"{DTU_IMAGE_PATTERN.format(1)} (DTU, official Rectified/<scan> folder "

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from regnerf_tf import errors
+
 # DTU, pixelNeRF split (`dtu_split_type = 'pixelnerf'`). The first n entries of
 # the train order are the n input views.
 DTU_TRAIN_ORDER: tuple[int, ...] = (25, 22, 28, 40, 44, 48, 0, 8, 13)
@@ -33,7 +35,7 @@ NUM_VIEWS_CHOICES: tuple[int, ...] = (3, 6, 9)
 
 def _check_num_views(num_views: int, maximum: int) -> None:
   if not isinstance(num_views, (int, np.integer)) or not 1 <= num_views <= maximum:
-    raise ValueError(f"num_views must be an integer in [1, {maximum}]; "
+    raise errors.InputError(f"num_views must be an integer in [1, {maximum}]; "
                      f"received {num_views!r}.")
 
 
@@ -51,7 +53,7 @@ def dtu_test_views() -> list[int]:
 def llff_test_views(num_images: int, hold: int = LLFF_HOLD) -> list[int]:
   """Every ``hold``-th image, starting at 0 (``llffhold = 8``)."""
   if num_images < 1:
-    raise ValueError(f"An LLFF scene needs at least one image; got {num_images}.")
+    raise errors.InputError(f"An LLFF scene needs at least one image; got {num_images}.")
   return list(range(0, num_images, hold))
 
 
@@ -73,7 +75,7 @@ def llff_train_views(num_images: int, num_views: int,
   """
   pool = [i for i in range(num_images) if i % hold != 0]
   if not pool:
-    raise ValueError(f"The LLFF scene has {num_images} image(s), all held out "
+    raise errors.InputError(f"The LLFF scene has {num_images} image(s), all held out "
                      "for testing; at least 2 images are needed.")
   _check_num_views(num_views, len(pool))
   positions = np.round(np.linspace(0, len(pool) - 1, num_views)).astype(int)

@@ -38,6 +38,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import numpy as np  # noqa: E402  pylint: disable=g-import-not-at-top
 import tensorflow as tf  # noqa: E402
 
+from regnerf_tf import errors
 from regnerf_tf.flows import patches as patches_lib  # noqa: E402
 from regnerf_tf.flows import prior as prior_lib  # noqa: E402
 from regnerf_tf.flows import realnvp  # noqa: E402
@@ -126,7 +127,7 @@ def evaluate(prior_path: str | None = None,
   flow = prior_lib.load_prior(path)
   data = record["training"].get("data")
   if not data:
-    raise ValueError(f"Prior {path!r} stores no data settings under "
+    raise errors.InputError(f"Prior {path!r} stores no data settings under "
                      "training.data; cannot rebuild its held-out patches.")
   bank = patches_lib.make_bank_from_config(data, tfds_data_dir)
   seed = int(data["seed"])

@@ -27,6 +27,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import errors
+
 # Natural colour photographs bundled with scikit-image (no network needed).
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket",
                   "motorcycle_left", "motorcycle_right")
@@ -51,7 +53,7 @@ def to_rgb_uint8(image: np.ndarray, where: str = "image") -> np.ndarray:
   if image.ndim == 2:
     image = image[..., None]
   if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-    raise ValueError(f"Expected {where} of shape [H, W], [H, W, 1], "
+    raise errors.InputError(f"Expected {where} of shape [H, W], [H, W, 1], "
                      f"[H, W, 3] or [H, W, 4]. Received shape {image.shape}.")
   image = image[..., :3] if image.shape[-1] == 4 else image
   if image.shape[-1] == 1:
@@ -64,7 +66,7 @@ def to_rgb_uint8(image: np.ndarray, where: str = "image") -> np.ndarray:
     return image.astype(np.uint8) * 255
   if np.issubdtype(image.dtype, np.floating):
     return np.clip(np.round(image * 255.0), 0, 255).astype(np.uint8)
-  raise ValueError(f"Expected {where} with dtype uint8, uint16, bool or float "
+  raise errors.InputError(f"Expected {where} with dtype uint8, uint16, bool or float "
                    f"in [0, 1]. Received dtype {image.dtype}.")
 
 
@@ -89,7 +91,7 @@ def load_skimage_photos(names: Sequence[str] = SKIMAGE_PHOTOS
     elif name in SKIMAGE_PHOTOS:
       image = getattr(skimage.data, name)()
     else:
-      raise ValueError(f"Expected scikit-image photo names from "
+      raise errors.InputError(f"Expected scikit-image photo names from "
                        f"{SKIMAGE_PHOTOS}. Received {name!r}.")
     images.append(to_rgb_uint8(image, f"skimage.data.{name}"))
   return images
@@ -109,7 +111,7 @@ def load_folder_images(folder: str, max_images: int | None = None
   import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
 
   if not os.path.isdir(folder):
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f"Expected a folder of images for --source=folder. {folder!r} is not "
         "a directory.")
   paths = sorted(
@@ -118,7 +120,7 @@ def load_folder_images(folder: str, max_images: int | None = None
   if max_images is not None:
     paths = paths[:max_images]
   if not paths:
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f"Expected image files ({', '.join(IMAGE_EXTENSIONS)}) in {folder!r}; "
         "found none.")
   images = []
@@ -126,7 +128,7 @@ def load_folder_images(folder: str, max_images: int | None = None
     try:
       image = iio.imread(path)
     except Exception as e:  # pylint: disable=broad-except
-      raise ValueError(f"Could not read image {path!r}: {e}") from e
+      raise errors.InputError(f"Could not read image {path!r}: {e}") from e
     if image.ndim == 4:  # Animated GIF / multi-page: first frame.
       image = image[0]
     images.append(to_rgb_uint8(image, path))
@@ -156,7 +158,7 @@ def load_tfds_images(name: str, split: str = "train",
   spec = ds.element_spec
   if image_key is None:
     if not isinstance(spec, dict):
-      raise ValueError(f"Expected TFDS dataset {name!r} to yield a dict of "
+      raise errors.InputError(f"Expected TFDS dataset {name!r} to yield a dict of "
                        f"features. Received element spec {spec}.")
     candidates = [k for k, s in spec.items()
                   if hasattr(s, "shape") and s.shape.rank == 3 and
@@ -164,7 +166,7 @@ def load_tfds_images(name: str, split: str = "train",
     image_key = "image" if "image" in spec else (
         candidates[0] if len(candidates) == 1 else None)
     if image_key is None:
-      raise ValueError(f"Expected TFDS dataset {name!r} to have an 'image' "
+      raise errors.InputError(f"Expected TFDS dataset {name!r} to have an 'image' "
                        f"feature (or exactly one uint8 [H, W, C] feature). "
                        f"Features: {sorted(spec)}; pass image_key.")
   if max_images is not None:
@@ -172,7 +174,7 @@ def load_tfds_images(name: str, split: str = "train",
   images = [to_rgb_uint8(ex[image_key], f"{name}[{image_key}]")
             for ex in tfds.as_numpy(ds)]
   if not images:
-    raise ValueError(f"TFDS dataset {name!r} split {split!r} has no images.")
+    raise errors.InputError(f"TFDS dataset {name!r} split {split!r} has no images.")
   return images
 
 
@@ -185,7 +187,7 @@ def image_pyramid(images: Iterable[np.ndarray],
   for image in images:
     for scale in scales:
       if not 0.0 < scale <= 1.0:
-        raise ValueError(f"Expected scales in (0, 1]. Received {scale}.")
+        raise errors.InputError(f"Expected scales in (0, 1]. Received {scale}.")
       if scale == 1.0:
         out.append(image)
       else:
@@ -219,7 +221,7 @@ def random_patches(images: Sequence[np.ndarray], num: int, patch_size: int,
   usable = [im for im in images
             if im.shape[0] >= patch_size and im.shape[1] >= patch_size]
   if not usable:
-    raise ValueError(f"Expected at least one image of at least {patch_size}×"
+    raise errors.InputError(f"Expected at least one image of at least {patch_size}×"
                      f"{patch_size} pixels. Received {len(images)} smaller "
                      "ones.")
   which = rng.integers(len(usable), size=num)
@@ -268,7 +270,7 @@ def make_patch_bank(images: Sequence[np.ndarray], patch_size: int = 8,
     A :class:`PatchBank`.
   """
   if not 0.0 < holdout_fraction < 1.0:
-    raise ValueError(f"Expected 0 < holdout_fraction < 1. Received "
+    raise errors.InputError(f"Expected 0 < holdout_fraction < 1. Received "
                      f"{holdout_fraction}.")
   rng = np.random.default_rng(seed)
   train_parts, heldout_parts = [], []
@@ -290,14 +292,14 @@ def load_images(source: str, folder: str | None = None,
     return load_skimage_photos()
   if source == "folder":
     if not folder:
-      raise ValueError("--source=folder needs --folder=<directory of images>.")
+      raise errors.InputError("--source=folder needs --folder=<directory of images>.")
     return load_folder_images(folder, max_images)
   if source == "tfds":
     if not tfds_name:
-      raise ValueError("--source=tfds needs --tfds_name=<dataset>, e.g. "
+      raise errors.InputError("--source=tfds needs --tfds_name=<dataset>, e.g. "
                        "tf_flowers.")
     return load_tfds_images(tfds_name, tfds_split, max_images, tfds_data_dir)
-  raise ValueError(f"Expected --source in {SOURCES}. Received {source!r}.")
+  raise errors.InputError(f"Expected --source in {SOURCES}. Received {source!r}.")
 
 
 def make_bank_from_config(data: dict[str, Any],

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import errors
 from regnerf_tf.flows import realnvp
 
 FORMAT = "regnerf_tf.flows.PatchFlow"
@@ -99,7 +100,7 @@ def read_prior_record(path: str) -> dict[str, Any]:
   """The parsed ``<stem>.json`` of a prior (config and training facts)."""
   json_path, _ = prior_paths(path)
   if not os.path.isfile(json_path):
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f"Expected a prior config file {json_path!r} (next to "
         f"'<stem>{WEIGHTS_SUFFIX}'); it does not exist. Train one with "
         "`regnerf-train-prior --output <stem>`.")
@@ -107,18 +108,18 @@ def read_prior_record(path: str) -> dict[str, Any]:
     with open(json_path, encoding="utf-8") as f:
       record = json.load(f)
   except (OSError, ValueError) as e:
-    raise ValueError(f"Prior config {json_path!r} is not valid JSON ({e}). "
+    raise errors.InputError(f"Prior config {json_path!r} is not valid JSON ({e}). "
                      "Re-create it with `regnerf-train-prior`.") from e
   if not isinstance(record, dict) or record.get("format") != FORMAT:
-    raise ValueError(f"Expected {json_path!r} to be a patch prior config with "
+    raise errors.InputError(f"Expected {json_path!r} to be a patch prior config with "
                      f"\"format\": \"{FORMAT}\".")
   if record.get("format_version") != FORMAT_VERSION:
-    raise ValueError(f"Prior config {json_path!r} has format_version "
+    raise errors.InputError(f"Prior config {json_path!r} has format_version "
                      f"{record.get('format_version')!r}; this code reads "
                      f"version {FORMAT_VERSION}.")
   config = record.get("config")
   if not isinstance(config, dict) or set(config) != set(_CONFIG_KEYS):
-    raise ValueError(f"Prior config {json_path!r}: expected \"config\" with "
+    raise errors.InputError(f"Prior config {json_path!r}: expected \"config\" with "
                      f"the keys {sorted(_CONFIG_KEYS)}. Received {config!r}.")
   return record
 
@@ -141,25 +142,25 @@ def load_prior(path: str, trainable: bool = False) -> realnvp.PatchFlow:
   record = read_prior_record(path)
   json_path, weights_path = prior_paths(path)
   if not os.path.isfile(weights_path):
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f"Expected the prior weights {weights_path!r} next to {json_path!r}; "
         "the file does not exist.")
   try:
     flow = realnvp.PatchFlow(**record["config"], trainable=trainable,
                              name="patch_prior")
   except (TypeError, ValueError) as e:
-    raise ValueError(f"Prior config {json_path!r} is invalid: {e}") from e
+    raise errors.InputError(f"Prior config {json_path!r} is invalid: {e}") from e
   flow.build()
   try:
     flow.load_weights(weights_path)
   except Exception as e:  # h5py / Keras raise many types here.
-    raise ValueError(
+    raise errors.InputError(
         f"Could not load the prior weights {weights_path!r} into the flow "
         f"described by {json_path!r}: {type(e).__name__}: {e}. The file is "
         "corrupt or was written for another architecture.") from e
   for v in flow.weights:
     if not np.all(np.isfinite(v.numpy())):
-      raise ValueError(f"Prior weights {weights_path!r} contain non-finite "
+      raise errors.InputError(f"Prior weights {weights_path!r} contain non-finite "
                        f"values in {v.path}.")
   return flow
 
@@ -202,7 +203,7 @@ class AppearanceLoss:
     self.prior.trainable = False
     limit = self.prior.alpha / (1.0 - 2.0 * self.prior.alpha)
     if not 0.0 <= clip_margin < limit:
-      raise ValueError(f"Expected 0 <= clip_margin < {limit:.4f} "
+      raise errors.InputError(f"Expected 0 <= clip_margin < {limit:.4f} "
                        f"(alpha={self.prior.alpha}). Received {clip_margin}.")
     self.clip_margin = float(clip_margin)
     self.check_finite = check_finite
@@ -220,17 +221,17 @@ class AppearanceLoss:
     patches = tf.convert_to_tensor(patches)
     s = self.patch_size
     if patches.shape.rank != 4 or tuple(patches.shape[1:]) != (s, s, 3):
-      raise ValueError(
+      raise errors.InputError(
           f"Expected rendered patches of shape [P, {s}, {s}, 3] (the prior's "
           f"patch size is {s}). Received shape {patches.shape}.")
     if not patches.dtype.is_floating:
-      raise ValueError("Expected float patches with colours in [0, 1]. "
+      raise errors.InputError("Expected float patches with colours in [0, 1]. "
                        f"Received dtype {patches.dtype.name}.")
     patches = tf.cast(patches, tf.float32)
     if self.check_finite:
       if tf.executing_eagerly():
         if not bool(tf.reduce_all(tf.math.is_finite(patches))):
-          raise ValueError("Expected finite rendered patches; received NaN "
+          raise errors.InputError("Expected finite rendered patches; received NaN "
                            "or Inf colours.")
       else:
         patches = tf.debugging.assert_all_finite(

@@ -37,6 +37,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from regnerf_tf import errors
+
 tfb = tfp.bijectors
 tfd = tfp.distributions
 
@@ -115,12 +117,12 @@ class CouplingNetwork(keras.layers.Layer):
     kwargs["dtype"] = "float32"
     super().__init__(**kwargs)
     if output_units < 1 or hidden_units < 1 or num_hidden_layers < 1:
-      raise ValueError(
+      raise errors.InputError(
           "Expected output_units, hidden_units and num_hidden_layers >= 1. "
           f"Received: output_units={output_units}, hidden_units={hidden_units}"
           f", num_hidden_layers={num_hidden_layers}")
     if not log_scale_bound > 0:
-      raise ValueError(
+      raise errors.InputError(
           f"Expected log_scale_bound > 0. Received: {log_scale_bound}")
     self.output_units = int(output_units)
     self.hidden_units = int(hidden_units)
@@ -188,7 +190,7 @@ def _shift_and_log_scale_fn(
 
   def fn(x0, output_units, **unused_condition_kwargs):
     if output_units != layer.output_units:
-      raise ValueError(
+      raise errors.InputError(
           f"Coupling {layer.name} outputs {layer.output_units} values, but "
           f"RealNVP asked for {output_units}.")
     return layer(x0)
@@ -229,12 +231,12 @@ class PatchFlow(keras.Model):
     kwargs["dtype"] = "float32"
     super().__init__(**kwargs)
     if int(patch_size) < 2:
-      raise ValueError(f"Expected patch_size >= 2. Received: {patch_size}")
+      raise errors.InputError(f"Expected patch_size >= 2. Received: {patch_size}")
     if int(num_couplings) < 2:
-      raise ValueError(
+      raise errors.InputError(
           f"Expected num_couplings >= 2. Received: {num_couplings}")
     if not 0.0 < alpha < 0.5:
-      raise ValueError(f"Expected 0 < alpha < 0.5. Received: {alpha}")
+      raise errors.InputError(f"Expected 0 < alpha < 0.5. Received: {alpha}")
     self.patch_size = int(patch_size)
     self.num_couplings = int(num_couplings)
     self.hidden_units = int(hidden_units)
@@ -308,13 +310,13 @@ class PatchFlow(keras.Model):
   def _check_patches(self, patches) -> tf.Tensor:
     patches = tf.convert_to_tensor(patches)
     if not (patches.dtype.is_floating or patches.dtype.is_integer):
-      raise ValueError(f"Expected real-valued patches. Received dtype "
+      raise errors.InputError(f"Expected real-valued patches. Received dtype "
                        f"{patches.dtype.name}.")
     patches = tf.cast(patches, tf.float32)
     shape = patches.shape
     if shape.rank is None or shape.rank < 3 or (
         tuple(shape[-3:]) != self.event_shape):
-      raise ValueError(
+      raise errors.InputError(
           f"Expected patches of shape [..., {self.patch_size}, "
           f"{self.patch_size}, 3] with colours in [0, 1]. Received shape "
           f"{shape}.")
@@ -324,7 +326,7 @@ class PatchFlow(keras.Model):
     """Latent [..., D] → patches [..., S, S, 3] (colours ≈ in [0, 1])."""
     z = tf.cast(tf.convert_to_tensor(z), tf.float32)
     if z.shape.rank is None or z.shape[-1] != self.dim:
-      raise ValueError(f"Expected latents of shape [..., {self.dim}]. "
+      raise errors.InputError(f"Expected latents of shape [..., {self.dim}]. "
                        f"Received shape {z.shape}.")
     return self.bijector.forward(z)
 

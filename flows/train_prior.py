@@ -39,6 +39,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402  pylint: disable=g-import-not-at-top
 import tensorflow as tf  # noqa: E402
 
+from regnerf_tf import errors
 from regnerf_tf.flows import patches as patches_lib  # noqa: E402
 from regnerf_tf.flows import prior as prior_lib  # noqa: E402
 from regnerf_tf.flows import realnvp  # noqa: E402
@@ -138,7 +139,7 @@ class _Checkpointer:
     with open(self.state_path, encoding="utf-8") as f:
       state = json.load(f)
     if state.get("run") != expected:
-      raise ValueError(
+      raise errors.InputError(
           f"The checkpoint in {self.folder!r} was written by a run with other "
           f"settings:\n  checkpoint: {state.get('run')}\n  now:        "
           f"{expected}\nDelete the folder or pass a different "
@@ -192,10 +193,10 @@ def train(argv_command: str) -> dict[str, Any]:
   else:
     total_steps = FLAGS.steps
   if total_steps < 1 or steps_per_epoch < 1 or FLAGS.batch_size < 1:
-    raise ValueError("Expected --steps (or --epochs), --steps_per_epoch and "
+    raise errors.InputError("Expected --steps (or --epochs), --steps_per_epoch and "
                      "--batch_size >= 1.")
   if total_steps % steps_per_epoch:
-    raise ValueError(f"Expected --steps ({total_steps}) to be a multiple of "
+    raise errors.InputError(f"Expected --steps ({total_steps}) to be a multiple of "
                      f"--steps_per_epoch ({steps_per_epoch}).")
   num_epochs = total_steps // steps_per_epoch
   flow_config = {

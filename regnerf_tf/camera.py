@@ -24,6 +24,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import errors
+
 CONVENTIONS = ("opencv", "opengl")
 
 # A uniform distribution of width 1 has standard deviation 1/sqrt(12); mip-NeRF
@@ -41,7 +43,7 @@ def normalize(x: np.ndarray, axis: int = -1) -> np.ndarray:
   x = np.asarray(x, dtype=np.float64)
   norm = np.linalg.norm(x, axis=axis, keepdims=True)
   if np.any(norm == 0):
-    raise ValueError("normalize() received a zero-length vector; cannot define "
+    raise errors.InputError("normalize() received a zero-length vector; cannot define "
                      "a direction. Check for duplicate camera positions.")
   return x / norm
 
@@ -78,7 +80,7 @@ def to_homogeneous(poses: np.ndarray) -> np.ndarray:
   if poses.shape[-2:] == (4, 4):
     return poses
   if poses.shape[-2:] != (3, 4):
-    raise ValueError(f"Expected poses of shape [..., 3, 4] or [..., 4, 4]; "
+    raise errors.InputError(f"Expected poses of shape [..., 3, 4] or [..., 4, 4]; "
                      f"received {poses.shape}.")
   bottom = np.broadcast_to(np.array([0, 0, 0, 1], np.float64),
                            poses.shape[:-2] + (1, 4))
@@ -88,12 +90,12 @@ def to_homogeneous(poses: np.ndarray) -> np.ndarray:
 def _check_poses(poses: np.ndarray, name: str = "poses") -> np.ndarray:
   poses = np.asarray(poses, np.float64)
   if poses.ndim != 3 or poses.shape[-2:] not in ((3, 4), (4, 4)):
-    raise ValueError(f"Expected {name} of shape [N, 3, 4] or [N, 4, 4]; "
+    raise errors.InputError(f"Expected {name} of shape [N, 3, 4] or [N, 4, 4]; "
                      f"received {poses.shape}.")
   if poses.shape[0] == 0:
-    raise ValueError(f"{name} is empty; at least one camera is needed.")
+    raise errors.InputError(f"{name} is empty; at least one camera is needed.")
   if not np.all(np.isfinite(poses)):
-    raise ValueError(f"{name} contains NaN or infinite values; check the "
+    raise errors.InputError(f"{name} contains NaN or infinite values; check the "
                      "camera files of the scene.")
   return poses[:, :3, :4]
 
@@ -147,7 +149,7 @@ def rescale_poses(poses: np.ndarray) -> tuple[np.ndarray, float]:
   poses = _check_poses(poses).copy()
   largest = np.max(np.abs(poses[:, :, 3]))
   if largest == 0:
-    raise ValueError("All camera centres are at the origin; cannot rescale.")
+    raise errors.InputError("All camera centres are at the origin; cannot rescale.")
   poses[:, :, 3] /= largest
   return poses, 1.0 / largest
 
@@ -171,7 +173,7 @@ def focus_point(poses: np.ndarray) -> np.ndarray:
   lhs = projectors.sum(0)
   rhs = (projectors @ centres[:, :, None]).sum(0)[:, 0]
   if np.linalg.cond(lhs) > 1e12:
-    raise ValueError("The optical axes are (nearly) parallel; no focus point "
+    raise errors.InputError("The optical axes are (nearly) parallel; no focus point "
                      "exists. Forward-facing scenes use a focal depth instead.")
   return np.linalg.solve(lhs, rhs)
 
@@ -222,7 +224,7 @@ def pixels_to_rays(pix_x, pix_y, pixtocam, camtoworld, convention: str
     (unit length).
   """
   if convention not in CONVENTIONS:
-    raise ValueError(f"convention must be one of {CONVENTIONS}; "
+    raise errors.InputError(f"convention must be one of {CONVENTIONS}; "
                      f"received {convention!r}.")
   pix_x = tf.convert_to_tensor(pix_x, tf.float32)
   pix_y = tf.convert_to_tensor(pix_y, tf.float32)
@@ -397,7 +399,7 @@ def sample_poses_around_object(poses: np.ndarray, n: int,
     [n, 3, 4] float64 poses.
   """
   if n < 1:
-    raise ValueError(f"n must be >= 1; received {n}.")
+    raise errors.InputError(f"n must be >= 1; received {n}.")
   poses, c2w_avg, up = average_frame(poses)
   half = centre_extents(poses, c2w_avg)
   focus = focus_point(poses)
@@ -411,7 +413,7 @@ def llff_focal_depth(bounds: np.ndarray) -> float:
   """Focus depth of a forward-facing capture from its near/far bounds [N, 2]."""
   bounds = np.asarray(bounds, np.float64)
   if bounds.ndim != 2 or bounds.shape[1] != 2 or not np.all(bounds > 0):
-    raise ValueError("bounds must be [N, 2] positive near/far depths; "
+    raise errors.InputError("bounds must be [N, 2] positive near/far depths; "
                      f"received shape {bounds.shape}.")
   close, far = 0.9 * bounds.min(), 5.0 * bounds.max()
   return 1.0 / (0.25 / close + 0.75 / far)
@@ -443,7 +445,7 @@ def sample_forward_facing_poses(poses: np.ndarray, bounds: np.ndarray, n: int,
     [n, 3, 4] float64 poses.
   """
   if n < 1:
-    raise ValueError(f"n must be >= 1; received {n}.")
+    raise errors.InputError(f"n must be >= 1; received {n}.")
   poses, c2w_avg, up = average_frame(poses)
   half = centre_extents(poses, c2w_avg)
   lookat = forward_focus(c2w_avg, bounds)

@@ -4,8 +4,9 @@ A :class:`Config` groups four parts: :class:`ModelConfig` (the MLP and how rays
 are sampled), :class:`RegConfig` (losses, regularisers, annealing),
 :class:`TrainConfig` (optimiser, batches, unobserved poses, checkpoints) and
 :class:`DataConfig` (which scene and how its rays are built). Every field is
-validated when the object is built; an invalid value raises ``ValueError``
-naming the field and the value received.
+validated when the object is built; an invalid value raises
+``errors.ConfigError`` (a ``ValueError``) naming the field and the value
+received.
 
 Presets are data (:data:`PRESETS`): the official release's ``dtu3/6/9`` and
 ``llff3/6/9`` configurations, their mip-NeRF baselines (``*_mipnerf``), and
@@ -28,6 +29,8 @@ import math
 import typing
 from typing import Any
 
+from regnerf_tf import errors
+
 DATASETS = ("dtu", "llff", "blender", "custom")
 RAY_SHAPES = ("cone", "cylinder")
 ANNEAL_MODES = ("release", "paper")
@@ -36,7 +39,7 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def _fail(cls, field: str, value, expected: str):
-  raise ValueError(f"{cls}.{field} {expected}. Received: {field}={value!r}")
+  raise errors.ConfigError(f"{cls}.{field} {expected}. Received: {field}={value!r}")
 
 
 def _check_fields(obj):
@@ -286,7 +289,7 @@ class Config:
     allowed = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - allowed
     if unknown:
-      raise ValueError(f"Unknown Config fields {sorted(unknown)}; expected "
+      raise errors.ConfigError(f"Unknown Config fields {sorted(unknown)}; expected "
                        f"some of {sorted(allowed)}.")
     parts = {}
     for key, value in data.items():
@@ -296,7 +299,7 @@ class Config:
         sub_allowed = {f.name for f in dataclasses.fields(sub_cls)}
         bad = set(value) - sub_allowed
         if bad:
-          raise ValueError(f"Unknown {sub_cls.__name__} fields {sorted(bad)}; "
+          raise errors.ConfigError(f"Unknown {sub_cls.__name__} fields {sorted(bad)}; "
                            f"expected some of {sorted(sub_allowed)}.")
         parts[key] = sub_cls(**value)
       else:
@@ -314,24 +317,24 @@ class Config:
       parts = key.split(".")
       if len(parts) == 1:
         if parts[0] not in data or parts[0] in ("model", "reg", "train", "data"):
-          raise ValueError(f"Unknown config field {key!r}; use a dotted name "
+          raise errors.ConfigError(f"Unknown config field {key!r}; use a dotted name "
                            "like 'train.batch_size' for nested fields.")
         data[parts[0]] = value
       elif len(parts) == 2 and parts[0] in ("model", "reg", "train", "data"):
         if parts[1] not in data[parts[0]]:
-          raise ValueError(
+          raise errors.ConfigError(
               f"Unknown config field {key!r}; {parts[0]} has fields "
               f"{sorted(data[parts[0]])}.")
         data[parts[0]][parts[1]] = value
       else:
-        raise ValueError(f"Unknown config field {key!r}.")
+        raise errors.ConfigError(f"Unknown config field {key!r}.")
     return Config.from_dict(data)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
   """'train.batch_size=1024' → ('train.batch_size', 1024) (JSON values, or strings)."""
   if "=" not in text:
-    raise ValueError(f"Override {text!r} must look like 'section.field=value'.")
+    raise errors.ConfigError(f"Override {text!r} must look like 'section.field=value'.")
   key, raw = text.split("=", 1)
   try:
     value = json.loads(raw)
@@ -463,6 +466,6 @@ def preset_names() -> list[str]:
 def get_preset(name: str, **overrides) -> Config:
   """The named preset with dotted-name overrides applied and validated."""
   if name not in PRESETS:
-    raise ValueError(f"Unknown preset {name!r}; choose one of {preset_names()}.")
+    raise errors.ConfigError(f"Unknown preset {name!r}; choose one of {preset_names()}.")
   base = Config.from_dict({"name": name, **PRESETS[name]})
   return base.replace(**overrides) if overrides else base

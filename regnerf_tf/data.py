@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import errors
 from regnerf_tf import camera
 
 RAY_FIELDS = ("origins", "directions", "viewdirs", "radii", "near", "far")
@@ -70,7 +71,7 @@ SETTINGS: dict[str, RaySettings] = {
 
 def _settings(kind: str) -> RaySettings:
   if kind not in SETTINGS:
-    raise ValueError(f"kind must be one of {KINDS}; received {kind!r}.")
+    raise errors.InputError(f"kind must be one of {KINDS}; received {kind!r}.")
   return SETTINGS[kind]
 
 
@@ -85,7 +86,7 @@ def _bounds(kind: str, near, far, shape) -> tuple[tf.Tensor, tf.Tensor]:
   near = s.near if s.near is not None else near
   far = s.far if s.far is not None else far
   if near is None or far is None:
-    raise ValueError(f"Rays of kind {kind!r} need near and far from the record.")
+    raise errors.InputError(f"Rays of kind {kind!r} need near and far from the record.")
   near = tf.cast(near, tf.float32)
   far = tf.cast(far, tf.float32)
   return (tf.broadcast_to(near[..., None] if near.shape.rank else near, shape),
@@ -113,7 +114,7 @@ def view_rays(camtoworld, intrinsics, height: int, width: int, kind: str,
   if isinstance(height, (int, np.integer)) and isinstance(width,
                                                           (int, np.integer)):
     if height < 3 or width < 3:
-      raise ValueError(f"Images need at least 3×3 pixels for ray radii; "
+      raise errors.InputError(f"Images need at least 3×3 pixels for ray radii; "
                        f"received {width}×{height}.")
   else:  # tensors (e.g. inside an exported graph): check in the graph
     height = tf.convert_to_tensor(height, tf.int32)
@@ -242,17 +243,17 @@ def load_views(source: tf.data.Dataset | Iterable[Mapping[str, Any]]
   """
   records = sorted(_as_records(source), key=lambda r: int(r["view_index"]))
   if not records:
-    raise ValueError("No views to load: the record source is empty. Check the "
+    raise errors.InputError("No views to load: the record source is empty. Check the "
                      "split name and that the scene folder holds images.")
   kinds = {_to_str(r["kind"]) for r in records}
   scenes = {_to_str(r["scene"]) for r in records}
   if len(kinds) != 1 or len(scenes) != 1:
-    raise ValueError(f"Expected the views of one scene; received scenes "
+    raise errors.InputError(f"Expected the views of one scene; received scenes "
                      f"{sorted(scenes)} of kinds {sorted(kinds)}. Load a "
                      "per-scene split such as 'scan114_train'.")
   shapes = {np.shape(r["image"]) for r in records}
   if len(shapes) != 1:
-    raise ValueError(f"All views of a scene must have the same image size; "
+    raise errors.InputError(f"All views of a scene must have the same image size; "
                      f"received shapes {sorted(shapes)}.")
   has_mask = all("mask" in r and bool(r.get("has_mask", True)) for r in records)
   return {
@@ -281,7 +282,7 @@ def scene_cameras(source: tf.data.Dataset | Iterable[Mapping[str, Any]]
   """
   first = next(iter(_as_records(source)), None)
   if first is None:
-    raise ValueError("No records: cannot read the scene's cameras.")
+    raise errors.InputError("No records: cannot read the scene's cameras.")
   return {"camtoworlds": np.asarray(first["scene_camtoworlds"], np.float32),
           "intrinsics": np.asarray(first["scene_intrinsics"], np.float32),
           "bounds": np.asarray(first["scene_bounds"], np.float32)}
@@ -321,10 +322,10 @@ def make_train_dataset(source: tf.data.Dataset | Iterable[Mapping[str, Any]],
     "rgb": float32 [B, 3] in [0, 1]}, B = batch_size.
   """
   if batching not in BATCHINGS:
-    raise ValueError(f"batching must be one of {BATCHINGS}; received "
+    raise errors.InputError(f"batching must be one of {BATCHINGS}; received "
                      f"{batching!r}.")
   if batch_size < 1 or num_replicas < 1 or batch_size % num_replicas:
-    raise ValueError(f"batch_size ({batch_size}) must be a positive multiple of "
+    raise errors.InputError(f"batch_size ({batch_size}) must be a positive multiple of "
                      f"num_replicas ({num_replicas}).")
   views = load_views(source)
   kind = views["kind"]

@@ -14,6 +14,8 @@ import os
 
 import tensorflow as tf
 
+from regnerf_tf import errors
+
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
@@ -27,7 +29,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
       mirrored when there is more than one GPU, else default).
   """
   if name not in STRATEGIES:
-    raise ValueError(f"strategy must be one of {STRATEGIES}; received {name!r}.")
+    raise errors.InputError(f"strategy must be one of {STRATEGIES}; received {name!r}.")
   if name == "auto":
     if _cluster_size() > 1:
       name = "multi_worker"
@@ -37,7 +39,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
       name = "default"
   if name == "multi_worker":
     if _cluster_size() < 1:
-      raise ValueError("strategy=multi_worker needs TF_CONFIG describing the "
+      raise errors.InputError("strategy=multi_worker needs TF_CONFIG describing the "
                        "cluster (see the README's multi-worker section).")
     return tf.distribute.MultiWorkerMirroredStrategy()
   if name == "mirrored":
@@ -54,7 +56,7 @@ def _cluster_size() -> int:
   try:
     cluster = json.loads(raw).get("cluster", {})
   except json.JSONDecodeError as e:
-    raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
+    raise errors.InputError(f"TF_CONFIG is not valid JSON: {e}") from e
   return sum(len(v) for v in cluster.values())
 
 

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import errors
 from regnerf_tf import data as data_lib
 
 RAY_WIDTHS = {"origins": 3, "directions": 3, "viewdirs": 3, "radii": 1,
@@ -117,7 +118,7 @@ def image_rays(camtoworld, intrinsics, height, width, kind: str,
   """
   s = data_lib.SETTINGS[kind]
   if s.near is None and (near is None or far is None):
-    raise ValueError(f"Rays of kind {kind!r} need near and far.")
+    raise errors.InputError(f"Rays of kind {kind!r} need near and far.")
   return data_lib.view_rays(camtoworld, intrinsics,
                             tf.convert_to_tensor(height, tf.int32),
                             tf.convert_to_tensor(width, tf.int32), kind,
@@ -179,22 +180,22 @@ class _Renderer(tf.Module):
 
 def _resolve_bounds(kind: str, near, far) -> tuple[float | None, float | None]:
   if kind not in data_lib.SETTINGS:
-    raise ValueError(f"kind must be one of {data_lib.KINDS}; received "
+    raise errors.InputError(f"kind must be one of {data_lib.KINDS}; received "
                      f"{kind!r}.")
   s = data_lib.SETTINGS[kind]
   if s.near is not None:
     for given, fixed, name in ((near, s.near, "near"), (far, s.far, "far")):
       if given is not None and not np.isclose(float(given), fixed):
-        raise ValueError(f"{kind!r} rays always use {name}={fixed}; received "
+        raise errors.InputError(f"{kind!r} rays always use {name}={fixed}; received "
                          f"{name}={given}.")
     return s.near, s.far
   if near is None or far is None:
-    raise ValueError(f"Exporting a {kind!r} model needs near and far (the "
+    raise errors.InputError(f"Exporting a {kind!r} model needs near and far (the "
                      "records' bounds), e.g. near=2.0, far=6.0.")
   near, far = float(np.asarray(near).reshape(-1)[0]), float(
       np.asarray(far).reshape(-1)[0])
   if not 0 <= near < far:
-    raise ValueError(f"Need 0 <= near < far; received near={near}, far={far}.")
+    raise errors.InputError(f"Need 0 <= near < far; received near={near}, far={far}.")
   return near, far
 
 
@@ -220,7 +221,7 @@ def export_saved_model(model, path: str, kind: str,
   """
   near, far = _resolve_bounds(kind, near, far)
   if int(chunk) < 1:
-    raise ValueError(f"chunk must be >= 1; received {chunk}.")
+    raise errors.InputError(f"chunk must be >= 1; received {chunk}.")
   module = _Renderer(model, kind, near, far, chunk)
   path = os.path.abspath(path)
   parent = os.path.dirname(path)
@@ -271,7 +272,7 @@ class CheckedRenderer:
     missing = [k for k in RAY_WIDTHS if k not in rays]
     extra = [k for k in rays if k not in RAY_WIDTHS]
     if missing or extra:
-      raise ValueError(f"render_rays takes exactly the fields "
+      raise errors.InputError(f"render_rays takes exactly the fields "
                        f"{list(RAY_WIDTHS)}; missing {missing}, unexpected "
                        f"{extra}.")
     n = None
@@ -279,13 +280,13 @@ class CheckedRenderer:
     for k, width in RAY_WIDTHS.items():
       value = tf.convert_to_tensor(rays[k])
       if not value.dtype.is_floating:
-        raise ValueError(f"render_rays: {k} must be float32; received "
+        raise errors.InputError(f"render_rays: {k} must be float32; received "
                          f"{value.dtype.name}.")
       if value.shape.rank != 2 or value.shape[1] != width:
-        raise ValueError(f"render_rays: {k} must have shape [N, {width}]; "
+        raise errors.InputError(f"render_rays: {k} must have shape [N, {width}]; "
                          f"received {value.shape.as_list()}.")
       if n is not None and value.shape[0] != n:
-        raise ValueError(f"render_rays: all fields need the same N; {k} has "
+        raise errors.InputError(f"render_rays: all fields need the same N; {k} has "
                          f"{value.shape[0]} rays, origins has {n}.")
       n = value.shape[0] if n is None else n
       inputs[k] = tf.cast(value, tf.float32)
@@ -298,14 +299,14 @@ class CheckedRenderer:
     if c2w.shape == (4, 4):
       c2w = c2w[:3]
     if c2w.shape != (3, 4):
-      raise ValueError(f"render_image: camtoworld must have shape [3, 4]; "
+      raise errors.InputError(f"render_image: camtoworld must have shape [3, 4]; "
                        f"received {list(c2w.shape)}.")
     k = np.asarray(intrinsics, np.float32)
     if k.shape != (3, 3):
-      raise ValueError(f"render_image: intrinsics must have shape [3, 3]; "
+      raise errors.InputError(f"render_image: intrinsics must have shape [3, 3]; "
                        f"received {list(k.shape)}.")
     if int(height) < 3 or int(width) < 3:
-      raise ValueError(f"render_image: height and width must be >= 3; received "
+      raise errors.InputError(f"render_image: height and width must be >= 3; received "
                        f"{height}×{width}.")
     return self.loaded.signatures["render_image"](
         camtoworld=tf.constant(c2w), intrinsics=tf.constant(k),
@@ -316,7 +317,7 @@ class CheckedRenderer:
 def load_and_check(path: str) -> CheckedRenderer:
   """Loads an export of :func:`export_saved_model`, with input checks."""
   if not os.path.isdir(path):
-    raise FileNotFoundError(f"{path} is not a SavedModel folder.")
+    raise errors.MissingFileError(f"{path} is not a SavedModel folder.")
   loaded = tf.saved_model.load(path)
   meta_path = os.path.join(path, METADATA)
   metadata = {}

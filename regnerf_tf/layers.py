@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from regnerf_tf import errors
 from regnerf_tf import mip
 
 DENSITY_NOISE_MODES = ("per_sample", "scalar")
@@ -33,7 +34,7 @@ class IntegratedPositionalEncoding(keras.layers.Layer):
   def __init__(self, min_deg: int = 0, max_deg: int = 16, **kwargs):
     super().__init__(**kwargs)
     if not 0 <= min_deg < max_deg:
-      raise ValueError("Expected 0 <= min_deg < max_deg. Received: "
+      raise errors.InputError("Expected 0 <= min_deg < max_deg. Received: "
                        f"min_deg={min_deg}, max_deg={max_deg}")
     self.min_deg = min_deg
     self.max_deg = max_deg
@@ -109,21 +110,21 @@ class MipNerfMLP(keras.layers.Layer):
     for name, value in (("net_depth", net_depth), ("net_width", net_width),
                         ("net_width_viewdirs", net_width_viewdirs)):
       if int(value) < 1:
-        raise ValueError(f"{name} must be >= 1. Received: {name}={value}")
+        raise errors.InputError(f"{name} must be >= 1. Received: {name}={value}")
     if net_depth_viewdirs < 0:
-      raise ValueError("net_depth_viewdirs must be >= 0. Received: "
+      raise errors.InputError("net_depth_viewdirs must be >= 0. Received: "
                        f"net_depth_viewdirs={net_depth_viewdirs}")
     if skip_layer is not None and not 0 <= skip_layer < net_depth - 1:
-      raise ValueError("skip_layer must be None or in [0, net_depth - 1). "
+      raise errors.InputError("skip_layer must be None or in [0, net_depth - 1). "
                        f"Received: skip_layer={skip_layer}, "
                        f"net_depth={net_depth}")
     if density_noise < 0:
-      raise ValueError(f"density_noise must be >= 0. Received: {density_noise}")
+      raise errors.InputError(f"density_noise must be >= 0. Received: {density_noise}")
     if density_noise_mode not in DENSITY_NOISE_MODES:
-      raise ValueError(f"density_noise_mode must be one of "
+      raise errors.InputError(f"density_noise_mode must be one of "
                        f"{DENSITY_NOISE_MODES}. Received: {density_noise_mode!r}")
     if deg_view < 0:
-      raise ValueError(f"deg_view must be >= 0. Received: {deg_view}")
+      raise errors.InputError(f"deg_view must be >= 0. Received: {deg_view}")
 
     # === Config ===
     self.net_depth = int(net_depth)
@@ -203,7 +204,7 @@ class MipNerfMLP(keras.layers.Layer):
 
   def _density_noise(self, raw_density, seed):
     if seed is None:
-      raise ValueError("MipNerfMLP adds density noise in training and needs a "
+      raise errors.InputError("MipNerfMLP adds density noise in training and needs a "
                        "seed: pass seed=<shape-[2] int tensor>, or set "
                        "density_noise=0.")
     shape = (tf.shape(raw_density) if self.density_noise_mode == "per_sample"
@@ -224,7 +225,7 @@ class MipNerfMLP(keras.layers.Layer):
 
     if self.use_viewdirs:
       if viewdirs is None:
-        raise ValueError("MipNerfMLP(use_viewdirs=True) needs viewdirs of shape "
+        raise errors.InputError("MipNerfMLP(use_viewdirs=True) needs viewdirs of shape "
                          "[..., 3]; received None.")
       view_enc = mip.pos_enc(tf.cast(viewdirs, tf.float32), 0, self.deg_view,
                              append_identity=True)

@@ -37,6 +37,8 @@ from typing import Sequence
 
 import numpy as np
 
+from regnerf_tf import errors
+
 
 def torch_lpips_to_arrays(torch_model) -> dict[str, np.ndarray]:
   """Extracts the weights of a PyTorch ``lpips.LPIPS`` model.
@@ -58,16 +60,16 @@ def torch_lpips_to_arrays(torch_model) -> dict[str, np.ndarray]:
     arrays[f"backbone/conv{i}/kernel"] = np.ascontiguousarray(
         kernel.transpose(2, 3, 1, 0)).astype(np.float32)
     if conv.bias is None:
-      raise ValueError(f"backbone conv {i} has no bias")
+      raise errors.InputError(f"backbone conv {i} has no bias")
     arrays[f"backbone/conv{i}/bias"] = (
         conv.bias.detach().cpu().numpy().astype(np.float32))
   for k, lin in enumerate(torch_model.lins):
     lin_convs = [m for m in lin.modules() if isinstance(m, torch.nn.Conv2d)]
     if len(lin_convs) != 1:
-      raise ValueError(f"lins[{k}]: expected one Conv2d, got {len(lin_convs)}")
+      raise errors.InputError(f"lins[{k}]: expected one Conv2d, got {len(lin_convs)}")
     w = lin_convs[0].weight.detach().cpu().numpy()  # [1, C, 1, 1]
     if w.shape[0] != 1 or w.shape[2:] != (1, 1):
-      raise ValueError(f"lins[{k}]: unexpected weight shape {w.shape}")
+      raise errors.InputError(f"lins[{k}]: unexpected weight shape {w.shape}")
     arrays[f"lin{k}/weight"] = w.reshape(-1).astype(np.float32)
   return arrays
 

@@ -41,6 +41,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import errors
+
 # ---------------------------------------------------------------------------
 # PSNR / SSIM
 # ---------------------------------------------------------------------------
@@ -52,7 +54,7 @@ def _as_f64(x) -> np.ndarray:
 
 def _check_pair(pred: np.ndarray, target: np.ndarray) -> None:
   if pred.shape != target.shape:
-    raise ValueError(
+    raise errors.InputError(
         f"pred and target shapes differ: {pred.shape} vs {target.shape}")
 
 
@@ -122,10 +124,10 @@ def ssim(pred, target, data_range: float = 1.0) -> float:
   if pred.ndim == 2:
     pred, target = pred[..., None], target[..., None]
   if pred.ndim != 3:
-    raise ValueError(f"expected [H, W, C] images, got shape {pred.shape}")
+    raise errors.InputError(f"expected [H, W, C] images, got shape {pred.shape}")
   win = 7
   if min(pred.shape[:2]) < win:
-    raise ValueError(f"images must be at least {win}×{win}, got {pred.shape}")
+    raise errors.InputError(f"images must be at least {win}×{win}, got {pred.shape}")
   c1 = (0.01 * data_range) ** 2
   c2 = (0.03 * data_range) ** 2
   n = win * win
@@ -164,7 +166,7 @@ def _broadcast_mask(mask, shape: Sequence[int]) -> np.ndarray:
   try:
     return np.broadcast_to(mask, shape)
   except ValueError as e:
-    raise ValueError(
+    raise errors.InputError(
         f"mask of shape {mask.shape} does not broadcast to {tuple(shape)}"
     ) from e
 
@@ -205,7 +207,7 @@ def masked_psnr(pred, target, mask) -> float:
   _check_pair(pred, target)
   keep = _broadcast_mask(mask, pred.shape) == 1.0
   if not np.any(keep):
-    raise ValueError("masked_psnr: no pixel has mask value 1")
+    raise errors.InputError("masked_psnr: no pixel has mask value 1")
   return mse_to_psnr(np.mean(np.square(pred - target)[keep]))
 
 
@@ -302,7 +304,7 @@ def lpips_weight_shapes(net: str) -> dict[str, tuple[int, ...]]:
 
 def _backbone_ops(net: str) -> tuple:
   if net not in _BACKBONES:
-    raise ValueError(f"unknown LPIPS net {net!r}; expected 'alex' or 'vgg'")
+    raise errors.InputError(f"unknown LPIPS net {net!r}; expected 'alex' or 'vgg'")
   return _BACKBONES[net]
 
 
@@ -364,10 +366,10 @@ class LPIPS:
     expected = lpips_weight_shapes(net)
     for name, shape in expected.items():
       if name not in weights:
-        raise ValueError(f"LPIPS ({net}) weights: missing array {name!r}")
+        raise errors.InputError(f"LPIPS ({net}) weights: missing array {name!r}")
       got = tuple(np.shape(weights[name]))
       if got != shape:
-        raise ValueError(f"LPIPS ({net}) weights: array {name!r} has shape "
+        raise errors.InputError(f"LPIPS ({net}) weights: array {name!r} has shape "
                          f"{got}, expected {shape}")
     self.backbone, convs = _build_backbone(net)
     for i, conv in enumerate(convs):
@@ -379,7 +381,7 @@ class LPIPS:
         tf.constant(np.asarray(weights[f"lin{k}/weight"], np.float32))
         for k in range(n_lin)]
     if any(float(tf.reduce_min(w)) < 0.0 for w in self.lin_weights):
-      raise ValueError(f"LPIPS ({net}) weights: linear weights must be >= 0")
+      raise errors.InputError(f"LPIPS ({net}) weights: linear weights must be >= 0")
     self._shift = tf.constant(_LPIPS_SHIFT)
     self._scale = tf.constant(_LPIPS_SCALE)
     self._distance_fn = tf.function(self._distance, reduce_retracing=True)
@@ -404,7 +406,7 @@ class LPIPS:
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-      raise FileNotFoundError(
+      raise errors.MissingFileError(
           f"LPIPS unavailable: weights not found at {path}. Produce them once "
           f"on a machine with PyTorch, the `lpips` pip package and "
           f"torchvision's pretrained {net} weights: `python -m "
@@ -412,10 +414,10 @@ class LPIPS:
     with np.load(path, allow_pickle=False) as data:
       weights = {name: data[name] for name in data.files}
     if "net" not in weights:
-      raise ValueError(f"LPIPS weights at {path}: missing array 'net'")
+      raise errors.InputError(f"LPIPS weights at {path}: missing array 'net'")
     file_net = str(weights.pop("net"))
     if file_net != net:
-      raise ValueError(f"LPIPS weights at {path}: array 'net' is "
+      raise errors.InputError(f"LPIPS weights at {path}: array 'net' is "
                        f"{file_net!r}, expected {net!r}")
     return cls(net, weights)
 
@@ -488,12 +490,12 @@ class LPIPS:
     pred = tf.convert_to_tensor(np.asarray(pred, np.float32))
     target = tf.convert_to_tensor(np.asarray(target, np.float32))
     if pred.shape != target.shape:
-      raise ValueError(
+      raise errors.InputError(
           f"pred and target shapes differ: {pred.shape} vs {target.shape}")
     if pred.shape.rank == 3:
       pred, target = pred[None], target[None]
     if pred.shape.rank != 4 or pred.shape[-1] != 3:
-      raise ValueError(f"expected [B, H, W, 3] images, got {pred.shape}")
+      raise errors.InputError(f"expected [B, H, W, 3] images, got {pred.shape}")
     return self._distance_fn(pred, target).numpy()
 
   def __call__(self, pred, target) -> float:
@@ -508,7 +510,7 @@ class LPIPS:
     """
     d = self.batch_distance(pred, target)
     if d.shape[0] != 1:
-      raise ValueError("LPIPS.__call__ takes a single pair; use "
+      raise errors.InputError("LPIPS.__call__ takes a single pair; use "
                        "batch_distance for batches")
     return float(d[0])
 
@@ -637,7 +639,7 @@ def summarize(per_image: list[dict[str, Any]]) -> dict[str, Any]:
     if key == "ssim_data_range":
       ranges = sorted({float(v) for v in values})
       if len(ranges) > 1:
-        raise ValueError(f"summarize: mixed ssim_data_range values {ranges}")
+        raise errors.InputError(f"summarize: mixed ssim_data_range values {ranges}")
       out[key] = ranges[0] if ranges else None
     elif not values:
       out[key] = None

@@ -16,6 +16,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import errors
+
 RAY_SHAPES = ("cone", "cylinder")
 _EPS = float(np.finfo(np.float32).eps)
 
@@ -127,7 +129,7 @@ def cast_rays(t_vals, origins, directions, radii, ray_shape: str
     (means [..., S, 3] in world space, diagonal covariances [..., S, 3]).
   """
   if ray_shape not in RAY_SHAPES:
-    raise ValueError(f"ray_shape must be one of {RAY_SHAPES}; "
+    raise errors.InputError(f"ray_shape must be one of {RAY_SHAPES}; "
                      f"received {ray_shape!r}.")
   t0, t1 = t_vals[..., :-1], t_vals[..., 1:]
   fn = (conical_frustum_to_gaussian if ray_shape == "cone"

@@ -29,6 +29,7 @@ from typing import Any, Callable, Protocol
 import keras
 import tensorflow as tf
 
+from regnerf_tf import errors
 from regnerf_tf import configs as configs_lib
 from regnerf_tf import layers, losses, mip, rendering, sampling
 
@@ -50,11 +51,11 @@ class PatchPrior(Protocol):
 def check_rays(rays: dict[str, Any], name: str = "rays") -> None:
   """Raises ValueError unless ``rays`` has every field with a matching shape."""
   if not isinstance(rays, dict):
-    raise ValueError(f"{name} must be a dict with fields {RAY_FIELDS}; "
+    raise errors.InputError(f"{name} must be a dict with fields {RAY_FIELDS}; "
                      f"received {type(rays).__name__}.")
   missing = [f for f in RAY_FIELDS if f not in rays]
   if missing:
-    raise ValueError(f"{name} is missing fields {missing}; expected "
+    raise errors.InputError(f"{name} is missing fields {missing}; expected "
                      f"{RAY_FIELDS}.")
   widths = {"origins": 3, "directions": 3, "viewdirs": 3, "radii": 1,
             "near": 1, "far": 1}
@@ -62,7 +63,7 @@ def check_rays(rays: dict[str, Any], name: str = "rays") -> None:
     shape = tf.TensorShape(getattr(rays[field], "shape", None))
     if shape.rank is not None and (shape.rank < 1 or (
         shape[-1] is not None and shape[-1] != width)):
-      raise ValueError(f"{name}['{field}'] must have shape [..., {width}]; "
+      raise errors.InputError(f"{name}['{field}'] must have shape [..., {width}]; "
                        f"received {shape}.")
 
 
@@ -92,7 +93,7 @@ class RegNeRF(keras.Model):
     elif isinstance(config, dict):
       config = configs_lib.Config.from_dict(config)
     elif not isinstance(config, configs_lib.Config):
-      raise ValueError("config must be a regnerf_tf.configs.Config or dict; "
+      raise errors.InputError("config must be a regnerf_tf.configs.Config or dict; "
                        f"received {type(config).__name__}.")
     self.config = config
     m = config.model
@@ -111,7 +112,7 @@ class RegNeRF(keras.Model):
         seed=config.train.seed, name="mlp", dtype=dtype)
     self.mlp.build()
     if config.appearance_enabled and patch_prior is None:
-      raise ValueError(
+      raise errors.InputError(
           "config.reg.appearance_weight > 0 needs a patch prior: pass "
           "patch_prior=regnerf_tf.flows.load_default_prior() (or your own), or "
           "set reg.appearance_weight=0.")
@@ -120,13 +121,13 @@ class RegNeRF(keras.Model):
         from regnerf_tf import flows  # pylint: disable=import-outside-toplevel
         patch_prior = flows.AppearanceLoss(patch_prior)
       else:
-        raise ValueError(
+        raise errors.InputError(
             "patch_prior must have a patch_nll(patches [P, S, S, 3]) -> [P] "
             "method (e.g. regnerf_tf.flows.AppearanceLoss) or be a "
             f"regnerf_tf.flows.PatchFlow; received {type(patch_prior).__name__}.")
     if (patch_prior is not None and getattr(patch_prior, "patch_size", None)
         not in (None, config.reg.patch_size)):
-      raise ValueError(
+      raise errors.InputError(
           f"The patch prior models {patch_prior.patch_size}×"
           f"{patch_prior.patch_size} patches but reg.patch_size is "
           f"{config.reg.patch_size}; train a prior for that size or change "
@@ -197,7 +198,7 @@ class RegNeRF(keras.Model):
     randomized = bool(training) and self.config.train.randomized
     if randomized:
       if seed is None:
-        raise ValueError("render_rays(training=True) needs a seed.")
+        raise errors.InputError("render_rays(training=True) needs a seed.")
       seeds = tf.random.experimental.stateless_split(
           tf.cast(seed, tf.int64), 2 * m.num_levels)
     outputs = []

@@ -26,6 +26,7 @@ import os
 
 import numpy as np
 
+from regnerf_tf import errors
 from regnerf_tf import camera
 
 _FLIP_YZ = np.diag([1.0, -1.0, -1.0])
@@ -34,7 +35,7 @@ DEFAULT_FRAMES = 240
 
 def _angles(n_frames: int) -> np.ndarray:
   if int(n_frames) < 1:
-    raise ValueError(f"n_frames must be >= 1; received {n_frames}.")
+    raise errors.InputError(f"n_frames must be >= 1; received {n_frames}.")
   return np.linspace(0.0, 4.0 * np.pi, int(n_frames), endpoint=False)
 
 
@@ -120,11 +121,11 @@ def spiral_for_kind(kind: str, camtoworlds: np.ndarray,
     return dtu_spiral(camtoworlds, n_frames)
   if kind == "llff":
     if bounds is None:
-      raise ValueError("The LLFF spiral needs the scene's near/far bounds.")
+      raise errors.InputError("The LLFF spiral needs the scene's near/far bounds.")
     return llff_spiral(camtoworlds, bounds, n_frames)
   if kind == "blender":
     return orbit(camtoworlds, n_frames)
-  raise ValueError("kind must be 'dtu', 'llff' or 'blender'; received "
+  raise errors.InputError("kind must be 'dtu', 'llff' or 'blender'; received "
                    f"{kind!r}.")
 
 
@@ -148,33 +149,33 @@ def path_from_json(path: str) -> np.ndarray:
       row is not [0, 0, 0, 1]).
   """
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"Camera path file {path} does not exist.")
+    raise errors.MissingFileError(f"Camera path file {path} does not exist.")
   with open(path) as f:
     text = f.read()
   try:
     payload = json.loads(text)
   except json.JSONDecodeError as e:
-    raise ValueError(f"{path} is not valid JSON: {e}.") from None
+    raise errors.InputError(f"{path} is not valid JSON: {e}.") from None
   if not isinstance(payload, list):
-    raise ValueError(f"{path} must hold a JSON list of 3×4 or 4×4 "
+    raise errors.InputError(f"{path} must hold a JSON list of 3×4 or 4×4 "
                      f"camera-to-world matrices; found a "
                      f"{type(payload).__name__}.")
   if not payload:
-    raise ValueError(f"{path} holds an empty list; at least one camera is "
+    raise errors.InputError(f"{path} holds an empty list; at least one camera is "
                      "needed.")
   poses = []
   for i, item in enumerate(payload):
     try:
       matrix = np.asarray(item, dtype=np.float64)
     except (TypeError, ValueError):
-      raise ValueError(f"{path}: camera {i} is not a numeric matrix.") from None
+      raise errors.InputError(f"{path}: camera {i} is not a numeric matrix.") from None
     if matrix.shape not in ((3, 4), (4, 4)):
-      raise ValueError(f"{path}: camera {i} has shape {list(matrix.shape)}; "
+      raise errors.InputError(f"{path}: camera {i} has shape {list(matrix.shape)}; "
                        "expected 3×4 or 4×4.")
     if not np.all(np.isfinite(matrix)):
-      raise ValueError(f"{path}: camera {i} contains NaN or infinite values.")
+      raise errors.InputError(f"{path}: camera {i} contains NaN or infinite values.")
     if matrix.shape == (4, 4) and not np.allclose(matrix[3], [0, 0, 0, 1]):
-      raise ValueError(f"{path}: camera {i} is 4×4 but its last row is "
+      raise errors.InputError(f"{path}: camera {i} is 4×4 but its last row is "
                        f"{matrix[3].tolist()}, not [0, 0, 0, 1].")
     poses.append(matrix[:3])
   return np.stack(poses)

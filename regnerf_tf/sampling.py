@@ -11,13 +11,15 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import errors
+
 _EPS = float(np.finfo(np.float32).eps)
 ANNEAL_MODES = ("release", "paper")
 
 
 def _require_seed(randomized: bool, seed):
   if randomized and seed is None:
-    raise ValueError("randomized sampling needs a seed: pass a shape-[2] "
+    raise errors.InputError("randomized sampling needs a seed: pass a shape-[2] "
                      "integer tensor (stateless randomness).")
 
 
@@ -190,7 +192,7 @@ def anneal_near_far(near, far, step, num_steps: int, start_fraction: float,
     (annealed near, annealed far), same shapes as the inputs.
   """
   if mode not in ANNEAL_MODES:
-    raise ValueError(f"mode must be one of {ANNEAL_MODES}; received {mode!r}.")
+    raise errors.InputError(f"mode must be one of {ANNEAL_MODES}; received {mode!r}.")
   near = tf.convert_to_tensor(near, tf.float32)
   far = tf.convert_to_tensor(far, tf.float32)
   if num_steps <= 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
+from regnerf_tf import errors
 from regnerf_tf import synthetic
 from regnerf_tf.datasets import readers, splits
 
@@ -47,7 +48,7 @@ def _select(records: Sequence[dict], indices: Sequence[int], what: str
   by_index = {int(r["view_index"]): r for r in records}
   missing = [i for i in indices if i not in by_index]
   if missing:
-    raise ValueError(f"{what}: views {missing} do not exist; the scene has "
+    raise errors.InputError(f"{what}: views {missing} do not exist; the scene has "
                      f"views {sorted(by_index)}.")
   return [by_index[i] for i in indices]
 
@@ -109,7 +110,7 @@ def from_tfds(name: str, scene: str, data_dir: str | None = None,
   builder = tfds.builder(name, data_dir=data_dir)
   if not builder.is_prepared():
     if manual_dir is None:
-      raise FileNotFoundError(
+      raise errors.MissingFileError(
           f"TFDS dataset {name} is not built in {builder.data_dir}; pass "
           "--manual_dir pointing at the raw scenes (see datasets/README.md) "
           "so it can be built.")
@@ -119,7 +120,7 @@ def from_tfds(name: str, scene: str, data_dir: str | None = None,
   for split in (f"{scene}_train", f"{scene}_test"):
     if split not in available:
       scenes = sorted({s.rsplit("_", 1)[0] for s in available if "_" in s})
-      raise ValueError(f"{name} has no split {split!r}; scenes available: "
+      raise errors.InputError(f"{name} has no split {split!r}; scenes available: "
                        f"{scenes}.")
   train = list(builder.as_dataset(split=f"{scene}_train").as_numpy_iterator())
   test = list(builder.as_dataset(split=f"{scene}_test").as_numpy_iterator())

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import errors
 from regnerf_tf import configs as configs_lib
 from regnerf_tf import data as data_lib
 from regnerf_tf import distribute
@@ -79,17 +80,17 @@ def restore_checkpoint(model: model_lib.RegNeRF, path: str) -> int:
     with np.load(path, allow_pickle=False) as f:
       arrays = {k: f[k] for k in f.files}
   except (OSError, ValueError) as e:
-    raise ValueError(f"Checkpoint {path} is unreadable ({e}). Delete it to "
+    raise errors.InputError(f"Checkpoint {path} is unreadable ({e}). Delete it to "
                      "start over, or restore a backup.") from e
   weights = [arrays[f"w{i}"] for i in range(len(model.mlp.weights))
              if f"w{i}" in arrays]
   if len(weights) != len(model.mlp.weights):
-    raise ValueError(f"Checkpoint {path} holds {len(weights)} weight arrays; "
+    raise errors.InputError(f"Checkpoint {path} holds {len(weights)} weight arrays; "
                      f"the model has {len(model.mlp.weights)}. Was it written "
                      "with a different config?")
   for variable, value in zip(model.mlp.weights, weights):
     if tuple(variable.shape) != value.shape:
-      raise ValueError(f"Checkpoint {path}: weight {variable.path} has shape "
+      raise errors.InputError(f"Checkpoint {path}: weight {variable.path} has shape "
                        f"{value.shape}, the model expects {tuple(variable.shape)}.")
     variable.assign(value)
   if not model.optimizer.built:
@@ -259,7 +260,7 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
     if os.path.exists(config_path):
       saved = configs_lib.Config.from_json(open(config_path).read())
       if saved.model != config.model:
-        raise ValueError(
+        raise errors.InputError(
             f"{workdir} holds a run with a different model config; use another "
             "--workdir or delete the old run.")
     if chief:
@@ -331,7 +332,7 @@ def load_run(workdir: str, patch_prior=None) -> model_lib.RegNeRF:
   ckpt = os.path.join(workdir, CHECKPOINT)
   for path, what in ((config_path, "the run's config"), (ckpt, "a checkpoint")):
     if not os.path.exists(path):
-      raise FileNotFoundError(
+      raise errors.MissingFileError(
           f"{path} not found: {workdir} does not hold {what}. Point at a "
           "folder written by regnerf-train (or regnerf-demo).")
   with open(config_path) as f:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import errors
 from regnerf_tf import camera
 from regnerf_tf import data as data_lib
 
@@ -46,7 +47,7 @@ def pose_bank(kind: str, camtoworlds: np.ndarray, bounds: np.ndarray | None,
   camtoworlds = np.asarray(camtoworlds, np.float64)
   if kind == "llff":
     if bounds is None:
-      raise ValueError("LLFF pose sampling needs the scene's near/far bounds.")
+      raise errors.InputError("LLFF pose sampling needs the scene's near/far bounds.")
     poses = camera.sample_forward_facing_poses(camtoworlds, bounds, n, rng,
                                                radius=radius)
   elif kind == "dtu":
@@ -59,7 +60,7 @@ def pose_bank(kind: str, camtoworlds: np.ndarray, bounds: np.ndarray | None,
                                               focus_jitter)
     poses[:, :, :3] = poses[:, :, :3] @ _FLIP_YZ
   else:
-    raise ValueError(f"kind must be 'dtu', 'llff' or 'blender'; received {kind!r}.")
+    raise errors.InputError(f"kind must be 'dtu', 'llff' or 'blender'; received {kind!r}.")
   return poses.astype(np.float32)
 
 
@@ -89,7 +90,7 @@ def make_patch_dataset(poses: np.ndarray, intrinsics: np.ndarray, height: int,
     ``tf.data.Dataset`` of ray dicts with [P·S·S, 3] / [P·S·S, 1] fields.
   """
   if patch_size > min(height, width):
-    raise ValueError(f"patch_size {patch_size} does not fit into images of "
+    raise errors.InputError(f"patch_size {patch_size} does not fit into images of "
                      f"{width}×{height}.")
   poses_t = tf.constant(poses, tf.float32)
   k_t = tf.constant(intrinsics, tf.float32)

@@ -8,6 +8,7 @@ from typing import Any
 import tensorflow_datasets as tfds
 from etils import epath
 
+from regnerf_tf import errors
 from regnerf_tf.datasets import builder_utils
 from regnerf_tf.datasets import readers
 from regnerf_tf.datasets import splits
@@ -104,7 +105,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       for record in reader(path, factor=config.factor, resize=config.resize,
                            views=views):
         if split == "test" and not record["has_mask"]:
-          raise FileNotFoundError(
+          raise errors.MissingFileError(
               f"Test view {record['view_index']} of {name} has no object mask. "
               "Expected one of "
               + " or ".join(readers.dtu_mask_candidates(

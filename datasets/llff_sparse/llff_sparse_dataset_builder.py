@@ -8,6 +8,7 @@ from typing import Any
 import tensorflow_datasets as tfds
 from etils import epath
 
+from regnerf_tf import errors
 from regnerf_tf.datasets import builder_utils
 from regnerf_tf.datasets import readers
 from regnerf_tf.datasets import splits
@@ -79,7 +80,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         else:
           views = splits.llff_test_views(num_images)
       except ValueError as e:
-        raise ValueError(
+        raise errors.InputError(
             f"LLFF scene {name} has {num_images} images, too few for "
             f"{config.num_views} input views plus every 8th image held out "
             f"({e}). Use a config with fewer views or remove the scene from "

@@ -35,6 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 from absl import app, flags
 
+from regnerf_tf import errors
 from regnerf_tf.cli import common
 
 FLAGS = flags.FLAGS
@@ -137,10 +138,10 @@ def write_video(path: str, frames: Sequence[np.ndarray], fps: float = 30.0
   """Writes uint8 frames [H, W, 3] as MP4 or GIF (by extension), atomically."""
   ext = os.path.splitext(path)[1].lower()
   if ext not in VIDEO_EXTENSIONS:
-    raise ValueError(f"Output must end in one of {VIDEO_EXTENSIONS}; received "
+    raise errors.InputError(f"Output must end in one of {VIDEO_EXTENSIONS}; received "
                      f"{path!r}.")
   if not frames:
-    raise ValueError("No frames to write.")
+    raise errors.InputError("No frames to write.")
   import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
@@ -177,7 +178,7 @@ def scene_view_setup(scene, scale: float = 1.0) -> dict[str, Any]:
   """
   from regnerf_tf import data  # pylint: disable=import-outside-toplevel
   if scale <= 0:
-    raise ValueError(f"scale must be > 0; received {scale}.")
+    raise errors.InputError(f"scale must be > 0; received {scale}.")
   record = scene.train[0]
   cams = data.scene_cameras(scene.train)
   pixtocams = np.linalg.inv(cams["intrinsics"].astype(np.float64))
@@ -214,7 +215,7 @@ def render_video(model, scene, output: str, path: str = "spiral",
   """
   ext = os.path.splitext(output)[1].lower()
   if ext not in VIDEO_EXTENSIONS:
-    raise ValueError(f"--output must end in one of {VIDEO_EXTENSIONS}; "
+    raise errors.InputError(f"--output must end in one of {VIDEO_EXTENSIONS}; "
                      f"received {output!r}.")
   setup = scene_view_setup(scene, scale)
   poses = camera_path(setup, path, frames)
