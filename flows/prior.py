@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import atomic
 from regnerf_tf import errors
 from regnerf_tf.flows import realnvp
 
@@ -40,21 +40,6 @@ def prior_paths(path: str) -> tuple[str, str]:
       path = path[:-len(suffix)]
       break
   return path + CONFIG_SUFFIX, path + WEIGHTS_SUFFIX
-
-
-def _atomic_write(final_path: str, write_fn, suffix: str) -> None:
-  """Calls ``write_fn(tmp_path)`` then renames the temporary file in place."""
-  folder = os.path.dirname(os.path.abspath(final_path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
-  os.close(fd)
-  try:
-    write_fn(tmp)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600 files.
-    os.replace(tmp, final_path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
 
 
 def save_prior(flow: realnvp.PatchFlow, path: str,
@@ -85,14 +70,10 @@ def save_prior(flow: realnvp.PatchFlow, path: str,
   bare.build()
   bare.set_weights(flow.get_weights())
   # Weights first: a JSON file never points at weights that do not exist yet.
-  _atomic_write(weights_path, bare.save_weights, WEIGHTS_SUFFIX)
+  atomic.write_with(weights_path, bare.save_weights)
 
-  def write_json(tmp):
-    with open(tmp, "w", encoding="utf-8") as f:
-      json.dump(record, f, indent=2, sort_keys=True)
-      f.write("\n")
-
-  _atomic_write(json_path, write_json, CONFIG_SUFFIX)
+  atomic.write_bytes(
+      json_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
   return json_path, weights_path
 
 

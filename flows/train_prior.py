@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from typing import Any, Sequence
 
@@ -39,6 +38,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402  pylint: disable=g-import-not-at-top
 import tensorflow as tf  # noqa: E402
 
+from regnerf_tf import atomic
 from regnerf_tf import errors
 from regnerf_tf.flows import patches as patches_lib  # noqa: E402
 from regnerf_tf.flows import prior as prior_lib  # noqa: E402
@@ -148,22 +148,8 @@ class _Checkpointer:
     return model, state
 
   def save(self, model: keras.Model, state: dict[str, Any]) -> None:
-    os.makedirs(self.folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras",
-                               dir=self.folder)
-    os.close(fd)
-    try:
-      model.save(tmp)
-      os.chmod(tmp, 0o644)
-      os.replace(tmp, self.model_path)
-    finally:
-      if os.path.exists(tmp):
-        os.remove(tmp)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-      json.dump(state, f, indent=2)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, self.state_path)
+    atomic.write_with(self.model_path, model.save)
+    atomic.write_json(self.state_path, state)
 
 
 class _CheckpointCallback(keras.callbacks.Callback):

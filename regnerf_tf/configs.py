@@ -38,8 +38,30 @@ BATCHING = ("single_image", "all_images")
 PRECISIONS = ("float32", "mixed_bfloat16")
 
 
+_INT64 = 2**63
+
+
+def _short_repr(value, limit: int = 120) -> str:
+  """repr() cut to ``limit`` characters (and safe for huge integers)."""
+  try:
+    text = repr(value)
+  except ValueError:  # int with more digits than Python will print
+    text = f"<{type(value).__name__} too large to print>"
+  return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _fail(cls, field: str, value, expected: str):
-  raise errors.ConfigError(f"{cls}.{field} {expected}. Received: {field}={value!r}")
+  raise errors.ConfigError(
+      f"{cls}.{field} {expected}. Received: {field}={_short_repr(value)}. "
+      f"Fix the value (override '{_override_name(cls, field)}=...').")
+
+
+def _override_name(cls: str, field: str) -> str:
+  """'TrainConfig', 'seed' → 'train.seed' (the name overrides use)."""
+  for section, section_cls in _SECTION_CLASSES.items():
+    if section_cls.__name__ == cls:
+      return f"{section}.{field}"
+  return field
 
 
 def _check_fields(obj):
@@ -55,16 +77,22 @@ def _check_fields(obj):
     elif hint is int:
       if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
-          object.__setattr__(obj, f.name, int(value))
+          value = int(value)
+          object.__setattr__(obj, f.name, value)
         else:
           _fail(name, f.name, value, "must be an integer")
+      if not -_INT64 <= value < _INT64:
+        _fail(name, f.name, value, "must fit in a signed 64-bit integer")
     elif hint is float:
       if isinstance(value, bool) or not isinstance(value, (int, float)):
         _fail(name, f.name, value, "must be a number")
-      value = float(value)
-      if not math.isfinite(value):
-        _fail(name, f.name, value, "must be finite")
-      object.__setattr__(obj, f.name, value)
+      try:
+        number = float(value)
+      except OverflowError:  # an int beyond the float range
+        number = math.inf
+      if not math.isfinite(number):
+        _fail(name, f.name, value, "must be finite (not NaN or infinite)")
+      object.__setattr__(obj, f.name, number)
     elif hint is str:
       if not isinstance(value, str):
         _fail(name, f.name, value, "must be a string")
@@ -186,12 +214,15 @@ class TrainConfig:
   jit_compile: bool = False  # XLA for the train and render steps
   randomized: bool = True  # stratified jitter in training (False: debugging)
   render_chunk: int = 4096  # rays per chunk when rendering images
+  # A step whose loss or gradients are NaN/inf is skipped (weights and
+  # optimizer state untouched); this many in a row stop training.
+  max_nonfinite_steps: int = 20
 
   def __post_init__(self):
     _check_fields(self)
     _positive(self, "max_steps", "batch_size", "lr_init", "lr_final",
               "n_random_poses", "checkpoint_every", "log_every",
-              "render_chunk", "adam_epsilon")
+              "render_chunk", "adam_epsilon", "max_nonfinite_steps")
     _non_negative(self, "patch_batch_size", "lr_delay_steps", "lr_delay_mult",
                   "grad_clip_value", "grad_clip_norm", "random_pose_radius",
                   "random_pose_focus_jitter")
@@ -199,6 +230,14 @@ class TrainConfig:
     for n in ("adam_beta1", "adam_beta2"):
       if not 0.0 <= getattr(self, n) < 1.0:
         _fail("TrainConfig", n, getattr(self, n), "must be in [0, 1)")
+    if self.lr_final > self.lr_init:
+      _fail("TrainConfig", "lr_final", self.lr_final,
+            f"must be <= lr_init={self.lr_init} (the schedule decays)")
+    if self.lr_delay_mult > 1.0:
+      _fail("TrainConfig", "lr_delay_mult", self.lr_delay_mult,
+            "must be in [0, 1] (the warm-up's starting fraction of lr_init)")
+    if not 0 <= self.seed < 2**32:
+      _fail("TrainConfig", "seed", self.seed, "must be in [0, 2**32)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,6 +259,11 @@ class DataConfig:
       _fail("DataConfig", "far", self.far, f"must be > near={self.near}")
 
 
+_SECTION_CLASSES = {"model": ModelConfig, "reg": RegConfig,
+                    "train": TrainConfig, "data": DataConfig}
+SECTIONS = tuple(_SECTION_CLASSES)
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
   """A whole experiment."""
@@ -231,13 +275,10 @@ class Config:
   release_compat: bool = False  # reproduce the release's quirks (P4–P6)
 
   def __post_init__(self):
-    for part, cls in (("model", ModelConfig), ("reg", RegConfig),
-                      ("train", TrainConfig), ("data", DataConfig)):
-      value = getattr(self, part)
-      if isinstance(value, dict):
-        object.__setattr__(self, part, cls(**value))
-      elif not isinstance(value, cls):
-        _fail("Config", part, value, f"must be a {cls.__name__}")
+    if not isinstance(self.name, str):
+      _fail("Config", "name", self.name, "must be a string")
+    for part in SECTIONS:
+      object.__setattr__(self, part, _section(part, getattr(self, part)))
     if not isinstance(self.release_compat, bool):
       _fail("Config", "release_compat", self.release_compat, "must be a bool")
     s2 = self.reg.patch_size**2
@@ -286,62 +327,111 @@ class Config:
 
   @classmethod
   def from_dict(cls, data: dict[str, Any]) -> "Config":
-    allowed = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - allowed
-    if unknown:
-      raise errors.ConfigError(f"Unknown Config fields {sorted(unknown)}; expected "
-                       f"some of {sorted(allowed)}.")
-    parts = {}
-    for key, value in data.items():
-      if key in ("model", "reg", "train", "data"):
-        sub_cls = {"model": ModelConfig, "reg": RegConfig,
-                   "train": TrainConfig, "data": DataConfig}[key]
-        sub_allowed = {f.name for f in dataclasses.fields(sub_cls)}
-        bad = set(value) - sub_allowed
-        if bad:
-          raise errors.ConfigError(f"Unknown {sub_cls.__name__} fields {sorted(bad)}; "
-                           f"expected some of {sorted(sub_allowed)}.")
-        parts[key] = sub_cls(**value)
-      else:
-        parts[key] = value
-    return cls(**parts)
+    """A Config from :meth:`to_dict`'s layout; missing fields keep defaults."""
+    if not isinstance(data, dict):
+      raise errors.ConfigError(
+          f"A config must be a JSON object / dict of fields; received a "
+          f"{type(data).__name__}: {_short_repr(data)}. Write it like "
+          '{"model": {...}, "train": {...}}.')
+    _check_names("Config", data, cls)
+    return cls(**data)
 
   @classmethod
   def from_json(cls, text: str) -> "Config":
-    return cls.from_dict(json.loads(text))
+    """A Config from :meth:`to_json`'s text."""
+    try:
+      data = json.loads(text)
+    except (TypeError, ValueError, RecursionError) as e:
+      raise errors.ConfigError(
+          f"A config must be JSON text (an object of fields); it could not be "
+          f"parsed: {e}. Write it as Config.to_json() does.") from None
+    return cls.from_dict(data)
 
   def replace(self, **overrides) -> "Config":
     """A copy with dotted-name overrides, e.g. ``{"train.batch_size": 1024}``."""
     data = self.to_dict()
     for key, value in overrides.items():
-      parts = key.split(".")
+      parts = _split_key(key)
       if len(parts) == 1:
-        if parts[0] not in data or parts[0] in ("model", "reg", "train", "data"):
-          raise errors.ConfigError(f"Unknown config field {key!r}; use a dotted name "
-                           "like 'train.batch_size' for nested fields.")
         data[parts[0]] = value
-      elif len(parts) == 2 and parts[0] in ("model", "reg", "train", "data"):
-        if parts[1] not in data[parts[0]]:
-          raise errors.ConfigError(
-              f"Unknown config field {key!r}; {parts[0]} has fields "
-              f"{sorted(data[parts[0]])}.")
-        data[parts[0]][parts[1]] = value
       else:
-        raise errors.ConfigError(f"Unknown config field {key!r}.")
+        data[parts[0]][parts[1]] = value
     return Config.from_dict(data)
 
 
+def _field_names(cls) -> list[str]:
+  return sorted(f.name for f in dataclasses.fields(cls))
+
+
+def _check_names(where: str, data: dict, cls) -> None:
+  """ConfigError unless every key of ``data`` is a field of ``cls``."""
+  allowed = _field_names(cls)
+  unknown = sorted((k for k in data if k not in allowed), key=repr)
+  if unknown:
+    raise errors.ConfigError(
+        f"Unknown {where} fields {', '.join(map(_short_repr, unknown))}; "
+        f"expected some of {allowed}. Remove or rename them.")
+
+
+def _section(part: str, value):
+  """A section given as its dataclass or a dict of its fields, validated."""
+  cls = _SECTION_CLASSES[part]
+  if isinstance(value, cls):
+    return value
+  if not isinstance(value, dict):
+    _fail("Config", part, value,
+          f"must be a {cls.__name__} or a dict of its fields")
+  _check_names(cls.__name__, value, cls)
+  return cls(**value)
+
+
+def _split_key(key) -> list[str]:
+  """'train.batch_size' → ['train', 'batch_size'], if the field exists."""
+  parts = key.split(".") if isinstance(key, str) else []
+  top = [n for n in _field_names(Config) if n not in SECTIONS]
+  if len(parts) == 1 and parts[0] in top:
+    return parts
+  if len(parts) == 2 and parts[0] in SECTIONS:
+    fields = _field_names(_SECTION_CLASSES[parts[0]])
+    if parts[1] in fields:
+      return parts
+    raise errors.ConfigError(
+        f"Unknown config field {_short_repr(key)}; {parts[0]} has fields "
+        f"{fields}.")
+  raise errors.ConfigError(
+      f"Unknown config field {_short_repr(key)}; expected one of {top} or a "
+      f"dotted name 'section.field' with section in {list(SECTIONS)}, e.g. "
+      "'train.batch_size'.")
+
+
 def parse_override(text: str) -> tuple[str, Any]:
-  """'train.batch_size=1024' → ('train.batch_size', 1024) (JSON values, or strings)."""
-  if "=" not in text:
-    raise errors.ConfigError(f"Override {text!r} must look like 'section.field=value'.")
+  """'train.batch_size=1024' → ('train.batch_size', 1024) (JSON values, or strings).
+
+  The key must name a config field; the value is JSON (numbers, true/false,
+  quoted strings, lists) or else taken as a plain string ("cylinder").
+
+  Raises:
+    errors.ConfigError: no '=', an unknown field, or more than one '=' outside
+      a JSON string.
+  """
+  if not isinstance(text, str) or "=" not in text:
+    raise errors.ConfigError(
+        f"Override {_short_repr(text)} must look like 'section.field=value', "
+        "e.g. 'train.batch_size=1024'.")
   key, raw = text.split("=", 1)
+  key = key.strip()
+  _split_key(key)
   try:
     value = json.loads(raw)
-  except json.JSONDecodeError:
+  except (ValueError, RecursionError):  # not JSON: a bare string
+    if "=" in raw:
+      raise errors.ConfigError(
+          f"Override {_short_repr(text)} has more than one '='; expected "
+          "'section.field=value' (quote a string value holding '=' as JSON, "
+          "e.g. 'name=\"a=b\"').") from None
     low = raw.strip().lower()
     value = {"true": True, "false": False}.get(low, raw)
-  return key.strip(), value
+  return key, value
 
 
 # ----------------------------------------------------------------------------
@@ -463,9 +553,14 @@ def preset_names() -> list[str]:
   return sorted(PRESETS)
 
 
-def get_preset(name: str, **overrides) -> Config:
-  """The named preset with dotted-name overrides applied and validated."""
-  if name not in PRESETS:
-    raise errors.ConfigError(f"Unknown preset {name!r}; choose one of {preset_names()}.")
+def get_preset(name: str, /, **overrides) -> Config:
+  """The named preset with dotted-name overrides applied and validated.
+
+  ``name`` is positional-only, so ``**{"name": "mine"}`` overrides the
+  config's name.
+  """
+  if not isinstance(name, str) or name not in PRESETS:
+    raise errors.ConfigError(f"Unknown preset {_short_repr(name)}; choose one "
+                             f"of {preset_names()}.")
   base = Config.from_dict({"name": name, **PRESETS[name]})
   return base.replace(**overrides) if overrides else base

@@ -11,7 +11,8 @@ The SavedModel has two signatures and needs only TensorFlow to load
 ``render_image``
   inputs ``camtoworld`` [3, 4] float32, ``intrinsics`` [3, 3] float32 (K in
   pixels of the rendered image), ``height`` and ``width`` (int32 scalars, each
-  ≥ 3); outputs ``image`` [H, W, 3] and ``depth`` [H, W]. Rays are built in the
+  ≥ 3, H·W at most ``max_pixels``, fixed at export time, default 4096·4096);
+  outputs ``image`` [H, W, 3] and ``depth`` [H, W]. Rays are built in the
   graph exactly as :func:`regnerf_tf.data.view_rays` builds them for the scene
   kind fixed at export time (DTU: OpenCV axes, origins on z = 0, near/far
   0.5/3.5; LLFF: OpenGL axes, NDC, 0/1; Blender: OpenGL axes with the near/far
@@ -25,11 +26,15 @@ end. Peak memory is that of one chunk whatever N is.
 
 Wrong shapes or dtypes are rejected by the signatures' ``TensorSpec``s (the
 TensorFlow error names the expected spec, e.g. ``TensorSpec(shape=(None, 3),
-dtype=tf.float32, name='origins')``). :func:`load_and_check` wraps a loaded
-model with Python-side checks that give shorter messages.
+dtype=tf.float32, name='origins')``). ``render_image`` also checks in the graph
+that ``camtoworld`` and ``intrinsics`` are finite and that the image size is
+within the limits (``tf.errors.InvalidArgumentError`` naming the input and the
+limit); the limit is readable as ``loaded.max_pixels``. :func:`load_and_check`
+wraps a loaded model with Python-side checks that raise
+:class:`regnerf_tf.errors.InputError` with shorter messages.
 
-A small ``assets.extra/regnerf_export.json`` records the kind, near/far, chunk
-and the model config.
+A small ``assets.extra/regnerf_export.json`` records the kind, near/far, chunk,
+max_pixels and the model config.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ from regnerf_tf import data as data_lib
 RAY_WIDTHS = {"origins": 3, "directions": 3, "viewdirs": 3, "radii": 1,
               "near": 1, "far": 1}
 METADATA = os.path.join("assets.extra", "regnerf_export.json")
+DEFAULT_MAX_PIXELS = 4096 * 4096  # render_image's default limit on H·W
+MIN_SIZE = 3  # ray radii use neighbouring rows and columns
 
 # A padding ray that renders without NaNs: along +z from the origin.
 _PAD_RAY = {"origins": [0.0, 0.0, 0.0], "directions": [0.0, 0.0, 1.0],
@@ -129,13 +136,17 @@ class _Renderer(tf.Module):
   """The exported module: the model's variables and two signatures."""
 
   def __init__(self, model, kind: str, near: float | None,
-               far: float | None, chunk: int):
+               far: float | None, chunk: int, max_pixels: int):
     super().__init__(name="regnerf_renderer")
     self.model = model
     self._kind = kind
     self._near = near
     self._far = far
     self._chunk = int(chunk)
+    self._max_pixels = int(max_pixels)
+    # Saved with the model, so that `loaded.max_pixels` tells the limit.
+    self.max_pixels = tf.Variable(int(max_pixels), dtype=tf.int64,
+                                  trainable=False, name="max_pixels")
     self.render_rays = tf.function(self._render_rays,
                                    input_signature=[_rays_signature()])
     self.render_image = tf.function(self._render_image,
@@ -164,10 +175,33 @@ class _Renderer(tf.Module):
             "depth": tf.identity(out["depth"], name="depth"),
             "acc": tf.identity(out["acc"], name="acc")}
 
+  def _check_image_inputs(self, inputs):
+    """The inputs, after in-graph checks of finiteness and image size."""
+    h, w = inputs["height"], inputs["width"]
+    limit = self._max_pixels
+    checks = [
+        tf.debugging.assert_all_finite(
+            inputs[k], f"render_image: {k} must hold finite numbers (no NaN "
+            "or inf); check the camera sent")
+        for k in ("camtoworld", "intrinsics")]
+    checks += [tf.debugging.assert_greater_equal(
+        size, MIN_SIZE, message=f"render_image needs {name} >= {MIN_SIZE} "
+        f"(ray radii use neighbouring pixels); received {name}")
+               for name, size in (("height", h), ("width", w))]
+    checks.append(tf.debugging.assert_less_equal(
+        tf.cast(h, tf.int64) * tf.cast(w, tf.int64), self.max_pixels,
+        message=f"render_image: height*width must be <= max_pixels={limit} "
+        "(the limit fixed at export); render a smaller image or re-export "
+        "with a larger max_pixels (regnerf-export --max_pixels). Received "
+        "height*width, max_pixels"))
+    with tf.control_dependencies(checks):
+      return {k: tf.identity(v) for k, v in inputs.items()}
+
   def _render_image(self, inputs):
     specs = _image_signature()
     inputs = {k: tf.ensure_shape(inputs[k], spec.shape, name=k)
               for k, spec in specs.items()}
+    inputs = self._check_image_inputs(inputs)
     rays = image_rays(inputs["camtoworld"], inputs["intrinsics"],
                       inputs["height"], inputs["width"], self._kind,
                       self._near, self._far)
@@ -199,14 +233,28 @@ def _resolve_bounds(kind: str, near, far) -> tuple[float | None, float | None]:
   return near, far
 
 
+def _check_max_pixels(max_pixels) -> int:
+  if (isinstance(max_pixels, bool)
+      or not isinstance(max_pixels, (int, np.integer))
+      or not MIN_SIZE * MIN_SIZE <= max_pixels < 2**62):
+    raise errors.InputError(
+        f"max_pixels must be an integer >= {MIN_SIZE * MIN_SIZE} (a "
+        f"{MIN_SIZE}×{MIN_SIZE} image) and < 2**62; received "
+        f"{max_pixels!r}. The default "
+        f"is {DEFAULT_MAX_PIXELS} (4096×4096).")
+  return int(max_pixels)
+
+
 def export_saved_model(model, path: str, kind: str,
                        near: float | None = None, far: float | None = None,
-                       chunk: int = 4096) -> str:
+                       chunk: int = 4096,
+                       max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
   """Writes ``model`` as a SavedModel with ``render_rays`` and ``render_image``.
 
   The SavedModel is written to a temporary folder next to ``path`` and renamed
   into place, so ``path`` never holds a half-written export; an existing export
-  at ``path`` is replaced.
+  at ``path`` is replaced only once the new one is complete (and put back if
+  the rename fails). A failure leaves no temporary folder behind.
 
   Args:
     model: a :class:`regnerf_tf.model.RegNeRF`.
@@ -215,6 +263,8 @@ def export_saved_model(model, path: str, kind: str,
     near, far: ray bounds for "blender" (ignored if equal to the fixed bounds
       of the other kinds; an error if different).
     chunk: rays rendered at once.
+    max_pixels: the largest height·width ``render_image`` accepts (checked in
+      the graph; bounds the memory a request can take).
 
   Returns:
     ``path``.
@@ -222,41 +272,81 @@ def export_saved_model(model, path: str, kind: str,
   near, far = _resolve_bounds(kind, near, far)
   if int(chunk) < 1:
     raise errors.InputError(f"chunk must be >= 1; received {chunk}.")
-  module = _Renderer(model, kind, near, far, chunk)
+  max_pixels = _check_max_pixels(max_pixels)
   path = os.path.abspath(path)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise errors.InputError(
+        f"The export's output {path} exists and is not a folder; choose "
+        "another output path or remove the file.")
+  module = _Renderer(model, kind, near, far, chunk, max_pixels)
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp_export_")
   umask = os.umask(0)
   os.umask(umask)
   os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private (0700)
+  old = None
   try:
     tf.saved_model.save(
         module, tmp, signatures={
             "render_rays": module.render_rays.get_concrete_function(),
             "render_image": module.render_image.get_concrete_function()})
     meta = {"kind": kind, "near": near, "far": far, "chunk": int(chunk),
+            "max_pixels": max_pixels,
             "signatures": ["render_rays", "render_image"],
             "config": model.config.to_dict()}
     os.makedirs(os.path.join(tmp, os.path.dirname(METADATA)), exist_ok=True)
     with open(os.path.join(tmp, METADATA), "w") as f:
       json.dump(meta, f, indent=2)
-    old = None
     if os.path.exists(path):
       old = tempfile.mkdtemp(dir=parent, prefix=".old_export_")
       os.rmdir(old)
       os.replace(path, old)
     os.replace(tmp, path)
-    if old:
-      shutil.rmtree(old, ignore_errors=True)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
+    if old and not os.path.exists(path):
+      os.replace(old, path)  # put the previous export back
     raise
+  if old:
+    shutil.rmtree(old, ignore_errors=True)
   return path
+
+
+def _real_array(where: str, value) -> np.ndarray:
+  """``value`` as a float32 array; InputError unless real and finite."""
+  try:
+    array = np.asarray(value)
+  except (TypeError, ValueError) as e:  # ragged nested lists
+    raise errors.InputError(f"{where} must be an array of numbers; received "
+                            f"{type(value).__name__} ({e}).") from None
+  if array.dtype.kind not in "iuf":
+    raise errors.InputError(
+        f"{where} must hold real numbers (float32 expected); received dtype "
+        f"{array.dtype.name}.")
+  if not np.all(np.isfinite(array)):
+    raise errors.InputError(f"{where} holds NaN or infinite values; send "
+                            "finite numbers.")
+  return array.astype(np.float32)
+
+
+def _image_size(name: str, value) -> int:
+  if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    raise errors.InputError(
+        f"render_image: {name} must be an integer (int32) >= {MIN_SIZE}; "
+        f"received {value!r} of type {type(value).__name__}.")
+  if value < MIN_SIZE:
+    raise errors.InputError(
+        f"render_image: {name} must be >= {MIN_SIZE} (ray radii use "
+        f"neighbouring pixels); received {name}={value}.")
+  return int(value)
 
 
 class CheckedRenderer:
   """A loaded export with Python-side input checks and clear messages.
+
+  Every check raises :class:`regnerf_tf.errors.InputError` naming the input,
+  what was expected and what was received, before TensorFlow runs.
 
   Attributes:
     loaded: the object returned by ``tf.saved_model.load``.
@@ -268,26 +358,40 @@ class CheckedRenderer:
     self.metadata = metadata
 
   def render_rays(self, **rays) -> dict[str, tf.Tensor]:
-    """Renders rays; keyword arguments are the six ray fields [N, ...]."""
+    """Renders rays; keyword arguments are the six ray fields [N, ...].
+
+    Floating-point fields of any precision (e.g. float64 NumPy arrays) are
+    cast to float32; integer, boolean, complex or text fields are refused.
+    """
     missing = [k for k in RAY_WIDTHS if k not in rays]
     extra = [k for k in rays if k not in RAY_WIDTHS]
     if missing or extra:
-      raise errors.InputError(f"render_rays takes exactly the fields "
-                       f"{list(RAY_WIDTHS)}; missing {missing}, unexpected "
-                       f"{extra}.")
+      raise errors.InputError(
+          f"render_rays takes exactly the fields {list(RAY_WIDTHS)}; missing "
+          f"{missing}, unexpected {extra}.")
     n = None
     inputs = {}
     for k, width in RAY_WIDTHS.items():
-      value = tf.convert_to_tensor(rays[k])
+      try:
+        value = tf.convert_to_tensor(rays[k])
+      except (TypeError, ValueError) as e:
+        raise errors.InputError(f"render_rays: {k} must be a float32 array "
+                                f"[N, {width}]; received {e}.") from None
       if not value.dtype.is_floating:
-        raise errors.InputError(f"render_rays: {k} must be float32; received "
-                         f"{value.dtype.name}.")
+        raise errors.InputError(
+            f"render_rays: {k} must be float32 [N, {width}]; received dtype "
+            f"{value.dtype.name}.")
       if value.shape.rank != 2 or value.shape[1] != width:
-        raise errors.InputError(f"render_rays: {k} must have shape [N, {width}]; "
-                         f"received {value.shape.as_list()}.")
+        raise errors.InputError(
+            f"render_rays: {k} must have shape [N, {width}]; received "
+            f"{value.shape.as_list()}.")
       if n is not None and value.shape[0] != n:
-        raise errors.InputError(f"render_rays: all fields need the same N; {k} has "
-                         f"{value.shape[0]} rays, origins has {n}.")
+        raise errors.InputError(
+            f"render_rays: all fields need the same N; {k} has "
+            f"{value.shape[0]} rays, origins has {n}.")
+      if not bool(tf.reduce_all(tf.math.is_finite(value))):
+        raise errors.InputError(f"render_rays: {k} holds NaN or infinite "
+                                "values; send finite rays.")
       n = value.shape[0] if n is None else n
       inputs[k] = tf.cast(value, tf.float32)
     return self.loaded.signatures["render_rays"](**inputs)
@@ -295,29 +399,41 @@ class CheckedRenderer:
   def render_image(self, camtoworld, intrinsics, height: int,
                    width: int) -> dict[str, tf.Tensor]:
     """Renders a view; camtoworld [3, 4] (or [4, 4]), intrinsics [3, 3]."""
-    c2w = np.asarray(camtoworld, np.float32)
+    c2w = _real_array("render_image: camtoworld", camtoworld)
     if c2w.shape == (4, 4):
       c2w = c2w[:3]
     if c2w.shape != (3, 4):
-      raise errors.InputError(f"render_image: camtoworld must have shape [3, 4]; "
-                       f"received {list(c2w.shape)}.")
-    k = np.asarray(intrinsics, np.float32)
+      raise errors.InputError(
+          "render_image: camtoworld must have shape [3, 4] (or [4, 4]); "
+          f"received {list(c2w.shape)}.")
+    k = _real_array("render_image: intrinsics", intrinsics)
     if k.shape != (3, 3):
-      raise errors.InputError(f"render_image: intrinsics must have shape [3, 3]; "
-                       f"received {list(k.shape)}.")
-    if int(height) < 3 or int(width) < 3:
-      raise errors.InputError(f"render_image: height and width must be >= 3; received "
-                       f"{height}×{width}.")
+      raise errors.InputError(
+          "render_image: intrinsics must have shape [3, 3]; received "
+          f"{list(k.shape)}.")
+    height, width = _image_size("height", height), _image_size("width", width)
+    limit = self.metadata.get("max_pixels")
+    if limit is not None and height * width > limit:
+      raise errors.InputError(
+          f"render_image: height*width must be <= max_pixels={limit} (the "
+          f"export's limit); received {height}×{width} = {height * width}. "
+          "Render a smaller image or re-export with a larger --max_pixels.")
+    if height > 2**31 - 1 or width > 2**31 - 1:
+      raise errors.InputError(f"render_image: height and width must fit in "
+                              f"int32; received {height}×{width}.")
     return self.loaded.signatures["render_image"](
         camtoworld=tf.constant(c2w), intrinsics=tf.constant(k),
-        height=tf.constant(int(height), tf.int32),
-        width=tf.constant(int(width), tf.int32))
+        height=tf.constant(height, tf.int32),
+        width=tf.constant(width, tf.int32))
 
 
 def load_and_check(path: str) -> CheckedRenderer:
   """Loads an export of :func:`export_saved_model`, with input checks."""
-  if not os.path.isdir(path):
-    raise errors.MissingFileError(f"{path} is not a SavedModel folder.")
+  if not os.path.isdir(path) or not os.path.exists(
+      os.path.join(path, "saved_model.pb")):
+    raise errors.MissingFileError(
+        f"{path} is not a SavedModel folder (no {path}/saved_model.pb). Point "
+        "at a folder written by regnerf-export.")
   loaded = tf.saved_model.load(path)
   meta_path = os.path.join(path, METADATA)
   metadata = {}

@@ -41,6 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import atomic
 from regnerf_tf import errors
 
 # ---------------------------------------------------------------------------
@@ -522,9 +523,8 @@ def save_weights_npz(model: LPIPS, path: str | os.PathLike) -> None:
     model: an :class:`LPIPS` instance.
     path: output path, written exactly as given (conventionally ``.npz``).
   """
-  weights = model.get_weights()
-  with open(os.fspath(path), "wb") as f:
-    np.savez(f, net=np.array(model.net), **weights)
+  atomic.write_npz(os.fspath(path), net=np.array(model.net),
+                   **model.get_weights())
 
 
 # ---------------------------------------------------------------------------

@@ -75,6 +75,36 @@ def _replica_info() -> tuple[tf.Tensor, int]:
           ctx.num_replicas_in_sync)
 
 
+def _apply_if_finite(optimizer, finite, grads, variables) -> None:
+  """``optimizer.apply`` if ``finite``, else only advances its step counter.
+
+  ``finite`` must agree on every replica. Mirrored strategies do not allow a
+  cross-replica synchronisation (the optimizer's ``merge_call``) inside a
+  ``tf.cond`` taken in a replica context, so there the condition is taken in
+  the cross-replica context, the way Keras' LossScaleOptimizer does it.
+  """
+
+  def skip():
+    optimizer.iterations.assign_add(1)
+
+  ctx = tf.distribute.get_replica_context()
+  if (ctx is None or not tf.distribute.has_strategy()
+      or tf.__internal__.distribute.strategy_supports_no_merge_call()):
+    tf.cond(finite, lambda: optimizer.apply(grads, variables), skip)
+    return
+
+  def cross_replica(distribution, finite, grads, variables):
+    first = distribution.experimental_local_results(finite)[0]
+
+    def apply():
+      distribution.extended.call_for_each_replica(optimizer.apply,
+                                                  args=(grads, variables))
+
+    tf.cond(first, apply, skip)
+
+  ctx.merge_call(cross_replica, args=(finite, grads, variables))
+
+
 @keras.saving.register_keras_serializable(package="regnerf_tf")
 class RegNeRF(keras.Model):
   """mip-NeRF with RegNeRF's regularisers.
@@ -372,17 +402,32 @@ class RegNeRF(keras.Model):
     ctx = tf.distribute.get_replica_context()
     if num_replicas > 1:
       grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+    # A non-finite loss (on any replica) or gradient never reaches the
+    # weights: the step is skipped, only the step counter advances, so data
+    # and schedules stay aligned with an uninterrupted run. (Checked before
+    # clipping, which would turn an inf into a finite value.)
+    bad = tf.cast(tf.logical_not(tf.math.is_finite(terms["loss"])), tf.float32)
+    if num_replicas > 1:
+      bad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, bad)
+    finite = tf.logical_and(
+        tf.equal(bad, 0.0),
+        tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads]))
     t = self.config.train
     grads, norm = losses.clip_gradients(grads, t.grad_clip_value,
                                         t.grad_clip_norm)
     if num_replicas > 1:
       grads = [g / num_replicas for g in grads]
-    self.optimizer.apply(grads, variables)
+
+    _apply_if_finite(self.optimizer, finite, grads, variables)
+    skipped = 1.0 - tf.cast(finite, tf.float32)
     terms["grad_norm"] = norm
+    weight = 1.0 - skipped
     for name, tracker in self._trackers.items():
-      tracker.update_state(terms[name])
-    return self._logs({name: tracker.result()
-                       for name, tracker in self._trackers.items()})
+      value = tf.where(finite, terms[name], tf.zeros_like(terms[name]))
+      tracker.update_state(value, sample_weight=weight)
+    logs = {name: tracker.result() for name, tracker in self._trackers.items()}
+    logs["nonfinite"] = skipped
+    return self._logs(logs)
 
   def _logs(self, logs):
     # Keras reduces multi-worker logs with a MEAN over axis 0, which a scalar

@@ -129,12 +129,59 @@ def spiral_for_kind(kind: str, camtoworlds: np.ndarray,
                    f"{kind!r}.")
 
 
+_EXAMPLE = "[[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], ...]"
+ROTATION_TOLERANCE = 1e-3
+
+
+def _camera_matrix(path: str, i: int, item) -> np.ndarray:
+  """Camera ``i`` of a path file as a float64 [3, 4] matrix, checked."""
+  where = f"{path}: camera {i}"
+  try:
+    shape = np.asarray(item, dtype=object).shape
+  except ValueError:  # ragged nesting
+    shape = "ragged rows"
+  if not isinstance(item, list):
+    shape = f"of a {type(item).__name__}, not a list of rows"
+  if shape not in ((3, 4), (4, 4)):
+    raise errors.InputError(
+        f"{where} has shape {list(shape) if isinstance(shape, tuple) else shape}"
+        f"; expected 3×4 or 4×4 (a list of rows, e.g. {_EXAMPLE}).")
+  cells = np.asarray(item, dtype=object)
+  bad = [x for x in cells.flat
+         if isinstance(x, bool) or not isinstance(x, (int, float))]
+  if bad:
+    raise errors.InputError(
+        f"{where} is not a numeric matrix: every entry must be a number; "
+        f"received {bad[0]!r} ({type(bad[0]).__name__}).")
+  try:
+    matrix = cells.astype(np.float64)
+  except OverflowError:  # an integer beyond the float range
+    matrix = np.full(cells.shape, np.inf)
+  if not np.all(np.isfinite(matrix)):
+    raise errors.InputError(f"{where} contains NaN or infinite values; every "
+                            "entry must be a finite number.")
+  if matrix.shape == (4, 4) and not np.allclose(matrix[3], [0, 0, 0, 1]):
+    raise errors.InputError(f"{where} is 4×4 but its last row is "
+                            f"{matrix[3].tolist()}, not [0, 0, 0, 1]; use "
+                            "[0, 0, 0, 1] or give 3×4 matrices.")
+  rotation = matrix[:3, :3]
+  error = np.abs(rotation.T @ rotation - np.eye(3)).max()
+  det = np.linalg.det(rotation)
+  if error > ROTATION_TOLERANCE or abs(det - 1.0) > ROTATION_TOLERANCE:
+    raise errors.InputError(
+        f"{where}: the left 3×3 block must be a rotation (orthonormal "
+        f"columns, determinant +1, within {ROTATION_TOLERANCE}); received "
+        f"max |RᵀR − I| = {error:.3g}, det = {det:.4g}. Remove scale, shear "
+        "or reflections from the camera-to-world matrix.")
+  return matrix[:3]
+
+
 def path_from_json(path: str) -> np.ndarray:
   """Reads a camera path: a JSON list of 3×4 or 4×4 camera-to-world matrices.
 
   The matrices must use the axes of the scene's records (OpenCV for DTU,
   OpenGL for LLFF and Blender) and its world frame (after the loader's
-  recentring / rescaling).
+  recentring / rescaling); their left 3×3 block must be a rotation.
 
   Args:
     path: JSON file, e.g. ``[[[1,0,0,0],[0,1,0,0],[0,0,1,0]], ...]``.
@@ -143,39 +190,29 @@ def path_from_json(path: str) -> np.ndarray:
     [n, 3, 4] float64 camera-to-world matrices.
 
   Raises:
-    FileNotFoundError: no such file.
-    ValueError: naming the problem (invalid JSON, not a list, a matrix with the
-      wrong shape, non-numeric or non-finite entries, a 4×4 matrix whose last
-      row is not [0, 0, 0, 1]).
+    errors.MissingFileError: no such file.
+    errors.InputError: naming the problem (invalid JSON, not a list, a matrix
+      with the wrong shape, non-numeric or non-finite entries, a 4×4 matrix
+      whose last row is not [0, 0, 0, 1], a 3×3 block that is not a rotation).
   """
   if not os.path.isfile(path):
-    raise errors.MissingFileError(f"Camera path file {path} does not exist.")
-  with open(path) as f:
-    text = f.read()
+    raise errors.MissingFileError(
+        f"Camera path file {path} does not exist (or is not a file); give a "
+        f"JSON file of camera-to-world matrices, e.g. {_EXAMPLE}.")
   try:
-    payload = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise errors.InputError(f"{path} is not valid JSON: {e}.") from None
+    with open(path, encoding="utf-8") as f:
+      payload = json.load(f)
+  except (ValueError, RecursionError) as e:  # incl. JSON and UTF-8 errors
+    raise errors.InputError(
+        f"{path} is not valid JSON: {e}. Write a JSON list of 3×4 or 4×4 "
+        f"camera-to-world matrices, e.g. {_EXAMPLE}.") from None
   if not isinstance(payload, list):
     raise errors.InputError(f"{path} must hold a JSON list of 3×4 or 4×4 "
-                     f"camera-to-world matrices; found a "
-                     f"{type(payload).__name__}.")
+                            f"camera-to-world matrices; found a "
+                            f"{type(payload).__name__}. Write e.g. "
+                            f"{_EXAMPLE}.")
   if not payload:
-    raise errors.InputError(f"{path} holds an empty list; at least one camera is "
-                     "needed.")
-  poses = []
-  for i, item in enumerate(payload):
-    try:
-      matrix = np.asarray(item, dtype=np.float64)
-    except (TypeError, ValueError):
-      raise errors.InputError(f"{path}: camera {i} is not a numeric matrix.") from None
-    if matrix.shape not in ((3, 4), (4, 4)):
-      raise errors.InputError(f"{path}: camera {i} has shape {list(matrix.shape)}; "
-                       "expected 3×4 or 4×4.")
-    if not np.all(np.isfinite(matrix)):
-      raise errors.InputError(f"{path}: camera {i} contains NaN or infinite values.")
-    if matrix.shape == (4, 4) and not np.allclose(matrix[3], [0, 0, 0, 1]):
-      raise errors.InputError(f"{path}: camera {i} is 4×4 but its last row is "
-                       f"{matrix[3].tolist()}, not [0, 0, 0, 1].")
-    poses.append(matrix[:3])
-  return np.stack(poses)
+    raise errors.InputError(f"{path} holds an empty list; at least one camera "
+                            f"is needed, e.g. {_EXAMPLE}.")
+  return np.stack([_camera_matrix(path, i, item)
+                   for i, item in enumerate(payload)])

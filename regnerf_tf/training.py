@@ -15,9 +15,7 @@ images), ``final.weights.h5`` when training ends.
 from __future__ import annotations
 
 import io
-import json
 import os
-import tempfile
 import time
 from typing import Any, Sequence
 
@@ -25,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from regnerf_tf import atomic
 from regnerf_tf import errors
 from regnerf_tf import configs as configs_lib
 from regnerf_tf import data as data_lib
@@ -46,21 +45,7 @@ def current_step(model: keras.Model) -> int:
   return int(tf.convert_to_tensor(value).numpy())
 
 
-def atomic_write_bytes(path: str, payload: bytes) -> None:
-  """Writes ``payload`` to ``path`` so that a crash never leaves a half file."""
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp_")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(payload)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+atomic_write_bytes = atomic.write_bytes
 
 
 def save_checkpoint(model: model_lib.RegNeRF, path: str) -> None:
@@ -71,7 +56,7 @@ def save_checkpoint(model: model_lib.RegNeRF, path: str) -> None:
   arrays["step"] = np.asarray(current_step(model), np.int64)
   buffer = io.BytesIO()
   np.savez(buffer, **arrays)
-  atomic_write_bytes(path, buffer.getvalue())
+  atomic_write_bytes(path, buffer.getvalue())  # looked up here: tests patch it
 
 
 def restore_checkpoint(model: model_lib.RegNeRF, path: str) -> int:
@@ -131,6 +116,10 @@ class TrainingMonitor(keras.callbacks.Callback):
     self._bar = None
     self._last = None
     self._writer = None
+    self.nonfinite_streak = 0  # consecutive skipped steps
+    self.nonfinite_total = 0  # skipped steps in this process
+    self.last_checkpoint_step = None
+    self.divergence = None  # the DivergenceError message, once it happened
 
   def on_train_begin(self, logs=None):
     start = current_step(self.model)
@@ -150,6 +139,12 @@ class TrainingMonitor(keras.callbacks.Callback):
     elapsed, self._last = now - self._last, now
     logs["rays_per_sec"] = self.rays_per_step / max(elapsed, 1e-9)
     t = self.config.train
+    if float(logs.pop("nonfinite", 0.0)) > 0:
+      self.nonfinite_streak += 1
+      self.nonfinite_total += 1
+    else:
+      self.nonfinite_streak = 0
+    logs["skipped_steps"] = self.nonfinite_total
     if self._bar is not None:
       shown = [(k, float(logs[k])) for k in ("loss", "psnr", "rays_per_sec")
                if k in logs]
@@ -172,10 +167,40 @@ class TrainingMonitor(keras.callbacks.Callback):
         tf.summary.image("heldout/rgb", tf.clip_by_value(out["rgb"], 0, 1)[None])
         tf.summary.image("heldout/depth", depth[None, ..., None])
         tf.summary.image("heldout/target", tf.convert_to_tensor(rgb)[None])
-    if self.workdir and (step % t.checkpoint_every == 0 or step >= t.max_steps):
+    if self.nonfinite_streak >= t.max_nonfinite_steps:
+      self.divergence = self._divergence_message(step)
+      self.model.stop_training = True
+      return
+    # No checkpoint in the middle of a non-finite streak: the last one
+    # written stays the last good state to go back to.
+    if (self.workdir and self.nonfinite_streak == 0
+        and (step % t.checkpoint_every == 0 or step >= t.max_steps)):
       save_checkpoint(self.model, os.path.join(self.workdir, CHECKPOINT))
+      self.last_checkpoint_step = step
     if step >= t.max_steps:
       self.model.stop_training = True
+
+  def _divergence_message(self, step: int) -> str:
+    t = self.config.train
+    if self.workdir and self.last_checkpoint_step is not None:
+      last = (f"The last good checkpoint is "
+              f"{os.path.join(self.workdir, CHECKPOINT)} (step "
+              f"{self.last_checkpoint_step}).")
+    elif self.workdir and os.path.exists(os.path.join(self.workdir, CHECKPOINT)):
+      last = ("The last good checkpoint is the one this run resumed from, "
+              f"{os.path.join(self.workdir, CHECKPOINT)}.")
+    else:
+      last = "No checkpoint was written by this run."
+    return (
+        f"Training stopped at step {step}: {self.nonfinite_streak} consecutive "
+        "steps had a non-finite loss or gradient (each was skipped; the "
+        "weights were not changed). Likely causes: a learning rate too high "
+        f"for this scene (train.lr_init={t.lr_init}), near/far bounds that do "
+        f"not enclose the scene (data.near={self.config.data.near}, "
+        f"data.far={self.config.data.far}, or the scene's own bounds), or "
+        "NaN/inf in the images or poses. " + last + " Fix the cause and run "
+        "the same command to resume from it (or raise "
+        "train.max_nonfinite_steps).")
 
   def on_train_end(self, logs=None):
     if self._writer is not None:
@@ -265,6 +290,11 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
             "--workdir or delete the old run.")
     if chief:
       atomic_write_bytes(config_path, config.to_json().encode())
+    if own_dir and os.path.isdir(own_dir):
+      stale = atomic.remove_stale_temporaries(own_dir)
+      if stale and verbose:
+        print(f"Removed {len(stale)} unfinished file(s) of an interrupted "
+              f"run from {own_dir}: {stale}")
     ckpt = os.path.join(workdir, CHECKPOINT)
     if os.path.exists(ckpt):
       with strategy.scope():
@@ -273,6 +303,9 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
         print(f"Resuming from {ckpt} at step {step}.")
   t = config.train
   if step >= t.max_steps:
+    final = os.path.join(own_dir, FINAL_WEIGHTS) if own_dir else None
+    if final and not os.path.exists(final):  # killed after the last step
+      save_weights_atomic(model, final)
     return model
   dataset = make_datasets(config, train_records, all_records, start_step=step,
                           num_replicas=strategy.num_replicas_in_sync)
@@ -288,14 +321,23 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
                                        else 0),
       preview=preview, image_every=image_every, verbose=verbose,
       is_chief=chief)
+  if step:
+    monitor.last_checkpoint_step = step
   steps_per_epoch = min(t.log_every, t.max_steps)
   epochs = -(-t.max_steps // steps_per_epoch)
   model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs,
             initial_epoch=step // steps_per_epoch, callbacks=[monitor],
             verbose=0)
+  if monitor.divergence:
+    raise errors.DivergenceError(monitor.divergence)
   if own_dir:
-    model.save_weights(os.path.join(own_dir, FINAL_WEIGHTS))
+    save_weights_atomic(model, os.path.join(own_dir, FINAL_WEIGHTS))
   return model
+
+
+def save_weights_atomic(model: keras.Model, path: str) -> None:
+  """``model.save_weights`` under a temporary name, then renamed into place."""
+  atomic.write_with(path, model.save_weights)
 
 
 def evaluate_views(model: model_lib.RegNeRF, records: Sequence[dict],
@@ -343,5 +385,4 @@ def load_run(workdir: str, patch_prior=None) -> model_lib.RegNeRF:
   return model
 
 
-def save_json(path: str, payload: dict) -> None:
-  atomic_write_bytes(path, json.dumps(payload, indent=2).encode())
+save_json = atomic.write_json

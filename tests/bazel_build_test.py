@@ -24,6 +24,7 @@ THIRD_PARTY = {
     "tensorflow_datasets": "tensorflow-datasets",
     "tensorflow_probability": "tensorflow-probability", "tf_keras": "tf-keras",
     "etils": "etils", "imageio_ffmpeg": "imageio-ffmpeg",
+    "hypothesis": "hypothesis",
 }
 HEADER = '''\
 # Bazel targets (rules_python, bzlmod): one py_library per module, one py_test
@@ -91,6 +92,21 @@ def _imports(path: pathlib.Path) -> set[str]:
   return names
 
 
+def _test_helpers(rel: pathlib.PurePath) -> list[pathlib.PurePath]:
+  """Other modules of tests/ that a test file imports, transitively."""
+  found, todo = [], [rel]
+  while todo:
+    for name in sorted(_imports(ROOT / todo.pop())):
+      parts = name.split(".")
+      if parts[0] != "tests" or len(parts) < 2:
+        continue
+      helper = pathlib.PurePath("tests", *parts[1:]).with_suffix(".py")
+      if (ROOT / helper).is_file() and helper != rel and helper not in found:
+        found.append(helper)
+        todo.append(helper)
+  return sorted(found)
+
+
 def expected_targets() -> list[dict]:
   sources = _source_files()
   by_module = {_module_name(rel): rel for rel in sources}
@@ -135,9 +151,16 @@ def expected_targets() -> list[dict]:
       target["data"] = target.get("data", []) + data
     targets.append(target)
   for rel in _test_files():
+    helpers = _test_helpers(rel)
+    deps = deps_of(rel)
+    for helper in helpers:
+      deps += deps_of(helper)
+    deps += ['requirement("pytest")']
+    internal = sorted({d for d in deps if d.startswith(":")})
+    external = sorted({d for d in deps if not d.startswith(":")})
     target = {"kind": "py_test", "name": _target_name(rel),
-              "srcs": [str(rel)], "deps": deps_of(rel) + ['requirement("pytest")']}
-    target["deps"] = sorted(set(target["deps"]), key=target["deps"].index)
+              "srcs": [str(rel)] + [str(h) for h in helpers],
+              "deps": internal + external}
     if rel.parts[0] == "tests":
       target["srcs"].append("tests/conftest.py")
     target["main"] = str(rel)

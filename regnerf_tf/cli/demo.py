@@ -39,7 +39,7 @@ def run_demo(workdir: str, preset: str, steps: int | None,
              overrides: list[str], num_eval: int, verbose: bool = True) -> dict:
   """Trains both methods and evaluates them; returns the results dict."""
   import numpy as np  # pylint: disable=import-outside-toplevel
-  import imageio.v3 as iio  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
   from regnerf_tf import configs, scenes, training  # pylint: disable=import-outside-toplevel
 
   parsed = dict(configs.parse_override(o) for o in overrides)
@@ -73,8 +73,8 @@ def run_demo(workdir: str, preset: str, steps: int | None,
   gt = np.concatenate([r["image"] for r in heldout], 1)
   rows = [gt] + [np.round(np.concatenate(renders[k], 1) * 255).astype(np.uint8)
                  for k in ("mip-NeRF", "RegNeRF")]
-  iio.imwrite(os.path.join(workdir, "heldout_renders.png"),
-              np.concatenate(rows, 0))
+  atomic.write_image(os.path.join(workdir, "heldout_renders.png"),
+                     np.concatenate(rows, 0))
   training.save_json(os.path.join(workdir, "demo_results.json"), results)
   return results
 

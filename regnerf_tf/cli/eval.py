@@ -52,7 +52,7 @@ def evaluate_run(model, records, output_dir: str, lpips=None,
   Returns:
     the report dict that was written.
   """
-  import imageio.v3 as iio  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
   from regnerf_tf import data, metrics, training  # pylint: disable=import-outside-toplevel
 
@@ -79,10 +79,10 @@ def evaluate_run(model, records, output_dir: str, lpips=None,
     depth = out["depth"].numpy()
     lo, hi = np.percentile(depth, [1, 99])
     stem = os.path.join(output_dir, f"{int(index):03d}")
-    iio.imwrite(f"{stem}_rgb.png", _to_png(rgb))
-    iio.imwrite(f"{stem}_depth.png",
-                _to_png((depth - lo) / max(hi - lo, 1e-8)))
-    iio.imwrite(f"{stem}_acc.png", _to_png(out["acc"].numpy()))
+    atomic.write_image(f"{stem}_rgb.png", _to_png(rgb))
+    atomic.write_image(f"{stem}_depth.png",
+                       _to_png((depth - lo) / max(hi - lo, 1e-8)))
+    atomic.write_image(f"{stem}_acc.png", _to_png(out["acc"].numpy()))
   summary = metrics.summarize(
       [{k: v for k, v in r.items() if k != "view_index"} for r in per_image])
   if lpips is None and lpips_status:

@@ -3,7 +3,7 @@
 Example::
 
   regnerf-export --workdir=runs/scan114 --scene_dir=/data/dtu/scan114 \\
-      --output=exports/scan114
+      --output=exports/scan114 [--max_pixels=1048576]
 
 The scene source (--scene_dir, --tfds with --scene, or --synthetic) gives the
 kind of scene baked into the ``render_image`` signature (camera axes, NDC,
@@ -37,6 +37,9 @@ def define_flags():
   render_cli.define_scene_flags()
   flags.DEFINE_string("output", None, "SavedModel folder to write.")
   flags.DEFINE_integer("chunk", 4096, "Rays rendered at once inside the graph.")
+  flags.DEFINE_integer("max_pixels", None, "Largest height*width that "
+                       "render_image accepts (checked in the graph; default "
+                       "4096*4096).")
   flags.DEFINE_bool("quiet", False, "No summary line.")
 
 
@@ -48,6 +51,9 @@ def main(argv):
     raise app.UsageError("--workdir and --output are required.")
   if FLAGS.chunk < 1:
     raise app.UsageError("--chunk must be >= 1.")
+  if FLAGS.max_pixels is not None and FLAGS.max_pixels < 9:
+    raise app.UsageError("--max_pixels must be >= 9 (a 3×3 image); received "
+                         f"{FLAGS.max_pixels}.")
   model = training.load_run(FLAGS.workdir)
   scene = render_cli.load_scene_from_flags(model.config.data.n_views)
   record = scene.train[0]
@@ -56,8 +62,9 @@ def main(argv):
   kind = scene.kind
   if kind != "blender":
     near = far = None  # fixed by the kind
+  limit = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
   path = export.export_saved_model(model, FLAGS.output, kind, near, far,
-                                   FLAGS.chunk)
+                                   FLAGS.chunk, **limit)
   if not FLAGS.quiet:
     print(f"Exported {FLAGS.workdir} ({kind} rays) to {path} with signatures "
           "render_rays and render_image.")
