@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from regnerf_tf import errors
 from regnerf_tf.datasets import readers
 
 VERSION = tfds.core.Version("1.0.0")
@@ -72,17 +73,33 @@ def to_example(record: readers.Record, with_mask: bool) -> dict[str, Any]:
   return {k: record[k] for k in keys}
 
 
-def no_scene_error(root: str, looked_for: str, instructions: str
-                   ) -> FileNotFoundError:
-  """The error raised when ``manual_dir`` holds no usable scene."""
+def find_manual_scenes(root: str, kinds: Sequence[str], looked_for: str,
+                       instructions: str) -> dict[str, tuple[str, str]]:
+  """The scenes in ``manual_dir`` (:func:`readers.find_scenes`).
+
+  Args:
+    root: the builder's ``manual_dir``.
+    kinds: scene formats to accept.
+    looked_for: the files that make a scene, for the error message.
+    instructions: the builder's manual download instructions.
+
+  Raises:
+    errors.MissingFileError: ``root`` does not exist, cannot be listed, or
+      holds no scene.
+  """
   try:
+    scenes = readers.find_scenes(root, kinds)
+  except errors.MissingFileError as e:
+    raise errors.MissingFileError(
+        f"Cannot read manual_dir {root}: {e}\nPass a readable --manual_dir "
+        f"that holds the scenes.\n{instructions}") from e
+  if not scenes:
     seen = sorted(n.rstrip("/") for n in tf.io.gfile.listdir(root))
-  except tf.errors.NotFoundError:
-    seen = []
-  return FileNotFoundError(
-      f"No scene found in manual_dir {root}. Looked for {looked_for}. "
-      f"Entries of manual_dir: {seen or 'none'}; none of them has those files."
-      f"\n{instructions}")
+    raise errors.MissingFileError(
+        f"No scene found in manual_dir {root}. Looked for {looked_for}. "
+        f"Entries of manual_dir: {seen or 'none'}; none of them has those "
+        f"files.\n{instructions}")
+  return scenes
 
 
 def split_generators(

@@ -40,6 +40,16 @@ by view index):
 =====================  =============  =========================================
 
 All file access goes through ``tf.io.gfile`` and NumPy files are never unpickled.
+
+Readers raise only :class:`regnerf_tf.errors.MissingFileError` (a file or
+folder is absent or unreadable) and :class:`regnerf_tf.errors.InputError`
+(malformed content: empty, undecodable or 0-pixel images; images or masks of
+different sizes; camera values that are not finite real numbers of the expected
+shape; camera-to-world rotations that are not orthonormal with det +1 within
+``ROTATION_TOLERANCE``; DTU projections whose K is sheared; LLFF bounds outside
+0 < near < far; as many cameras as images violated; view indices out of range;
+cameras that overflow float32), each naming the file, what was expected and what
+was found.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ import io
 import json
 import math
 import re
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -69,6 +80,7 @@ DTU_IMAGE_PATTERN = "rect_{:03d}_3_r5000.png"
 DTU_CAMERA_PATTERN = "pos_{:03d}.txt"
 DTU_CAMERA_FILES = ("cameras.npz", "cameras_sphere.npz")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 FORMATS = ("llff", "dtu", "dtu_idr", "blender")
 
@@ -95,7 +107,25 @@ def _read_bytes(path: str) -> bytes:
     with tf.io.gfile.GFile(str(path), "rb") as f:
       return f.read()
   except tf.errors.NotFoundError as e:
-    raise errors.MissingFileError(f"Expected the file {path}, but it does not exist.") from e
+    raise errors.MissingFileError(
+        f"Expected the file {path}, but it does not exist. Check that the scene "
+        "folder is complete (re-download or re-extract it).") from e
+  except tf.errors.OpError as e:  # Permission denied, a folder, ...
+    raise errors.MissingFileError(
+        f"Expected a readable file at {path}, but reading it failed "
+        f"({type(e).__name__}: {e.message}). Check that it is a file and that "
+        "its permissions allow reading.") from e
+
+
+def _listdir(folder: str) -> list[str]:
+  """Entry names of ``folder`` (without trailing slashes)."""
+  try:
+    return [n.rstrip("/") for n in tf.io.gfile.listdir(str(folder))]
+  except tf.errors.OpError as e:
+    raise errors.MissingFileError(
+        f"Expected a readable folder at {folder}, but listing it failed "
+        f"({type(e).__name__}: {e.message}). Check that it exists and that its "
+        "permissions allow reading (chmod u+rx).") from e
 
 
 def _natural_key(name: str) -> list[Any]:
@@ -104,18 +134,25 @@ def _natural_key(name: str) -> list[Any]:
 
 def _list_images(folder: str) -> list[str]:
   """Image file names in ``folder`` (png/jpg/jpeg, any case), natural order."""
-  names = [n for n in tf.io.gfile.listdir(str(folder))
-           if n.lower().endswith(IMAGE_EXTENSIONS)]
+  names = [n for n in _listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)]
   return sorted(names, key=_natural_key)
 
 
 def read_image(path: str) -> np.ndarray:
   """Decodes an image file to uint8 [H, W, C] (C = 1, 3 or 4).
 
-  16-bit images are scaled to 8 bits. Raises ``ValueError`` naming the file if it
-  cannot be decoded.
+  16-bit images are scaled to 8 bits, 1-bit images to 0/255. Raises
+  ``InputError`` naming the file if it is empty or cannot be decoded.
   """
   data = _read_bytes(path)
+  if not data:
+    raise errors.InputError(f"The image {path} is empty (0 bytes); expected a PNG or "
+                            "JPEG file. Re-download or replace the file.")
+  if data.startswith(PNG_SIGNATURE) and len(data) >= 24:
+    width, height = struct.unpack(">II", data[16:24])  # IHDR, first chunk.
+    if width == 0 or height == 0:
+      raise errors.InputError(f"The PNG image {path} declares {width}×{height} "
+                              "pixels; expected at least 1×1. Replace the file.")
   try:
     image = np.asarray(iio.imread(data, extension="." + str(path).rsplit(".", 1)[-1].lower()))
   except Exception as e:  # imageio raises many types on corrupt data.
@@ -124,40 +161,96 @@ def read_image(path: str) -> np.ndarray:
                      "replace the file.") from e
   if image.dtype == np.uint16:
     image = image_ops.to_uint8(image / 257.0)
+  elif image.dtype == np.bool_:
+    image = image.astype(np.uint8) * 255
   elif image.dtype != np.uint8:
     raise errors.InputError(f"Image {path} has dtype {image.dtype}; expected 8- or "
                      "16-bit integer pixels.")
   if image.ndim == 2:
     image = image[:, :, None]
-  if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4):
+  if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4) or 0 in image.shape:
     raise errors.InputError(f"Image {path} has shape {image.shape}; expected [H, W] or "
-                     "[H, W, C] with C in 1..4.")
+                     "[H, W, C] with H, W ≥ 1 and C in 1..4.")
   return image
+
+
+def _load_numpy(path: str, archive: bool) -> Any:
+  """``np.load`` of ``path`` through gfile, never unpickling."""
+  data = _read_bytes(path)
+  kind = "a NumPy .npz archive" if archive else "a NumPy .npy array"
+  try:
+    loaded = np.load(io.BytesIO(data), allow_pickle=False)
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+      with loaded:
+        loaded = {k: np.asarray(loaded[k]) for k in loaded.files}
+  # np.load raises many types on corrupt data (ValueError for pickles, OSError,
+  # EOFError, zipfile.BadZipFile, MemoryError for headers that lie, ...).
+  except Exception as e:  # pylint: disable=broad-except
+    raise errors.InputError(f"Could not read {path} as {kind} without pickle "
+                            f"({type(e).__name__}: {e}). Expected plain numeric "
+                            "arrays (object arrays are refused).") from e
+  if isinstance(loaded, dict) != archive:
+    found = "a .npz archive" if isinstance(loaded, dict) else "a single .npy array"
+    raise errors.InputError(f"{path} holds {found}; expected {kind}.")
+  return loaded
 
 
 def load_npy(path: str) -> np.ndarray:
   """``np.load`` of a .npy file through gfile, never unpickling."""
-  try:
-    return np.load(io.BytesIO(_read_bytes(path)), allow_pickle=False)
-  except ValueError as e:
-    raise errors.InputError(f"Could not read {path} as a NumPy array without pickle "
-                     f"({e}). Expected a plain numeric .npy file.") from e
+  return _load_numpy(path, archive=False)
 
 
 def load_npz(path: str) -> dict[str, np.ndarray]:
   """All arrays of a .npz file through gfile, never unpickling."""
+  return _load_numpy(path, archive=True)
+
+
+def _real_array(value: Any, what: str,
+                shapes: Sequence[tuple[int, ...]] | None = None) -> np.ndarray:
+  """``value`` as a finite float64 array of one of ``shapes``, else InputError."""
   try:
-    with np.load(io.BytesIO(_read_bytes(path)), allow_pickle=False) as data:
-      return {k: np.asarray(data[k]) for k in data.files}
-  except (ValueError, OSError) as e:
-    raise errors.InputError(f"Could not read {path} as a NumPy .npz archive without "
-                     f"pickle ({e}). Expected numeric arrays.") from e
-
-
-def _check_finite(array: np.ndarray, what: str) -> None:
+    array = np.asarray(value)
+  except (ValueError, TypeError, OverflowError) as e:  # Ragged nested lists.
+    raise errors.InputError(f"{what} is not an array of numbers ({e}).") from e
+  if array.dtype.kind not in "biuf":
+    raise errors.InputError(f"{what} holds values of type {array.dtype}; expected "
+                            "real numbers. Re-export the camera file.")
+  if shapes is not None and array.shape not in shapes:
+    raise errors.InputError(f"{what} has shape {array.shape}; expected "
+                            f"{' or '.join(str(s) for s in shapes)}.")
+  array = array.astype(np.float64)
   if not np.all(np.isfinite(array)):
     raise errors.InputError(f"{what} contains NaN or infinite values; expected finite "
                      "numbers. Re-export or re-download the camera file.")
+  return array
+
+
+ROTATION_TOLERANCE = 1e-3  # On the entries of R Rᵀ − I and on det(R) − 1.
+MAX_SKEW = 0.1  # |K[0, 1] / K[0, 0]| of a decomposed DTU projection.
+MAX_ASPECT = 2.0  # fy / fx of a decomposed DTU projection within [1/2, 2].
+
+
+def _check_rotations(rotations: np.ndarray, label: Callable[[int], str]) -> None:
+  """Each [3, 3] must be orthonormal with det +1 (within ROTATION_TOLERANCE)."""
+  error = np.abs(rotations @ np.swapaxes(rotations, -1, -2) - np.eye(3)).max((-2, -1))
+  det = np.linalg.det(rotations)
+  bad = np.flatnonzero((error > ROTATION_TOLERANCE)
+                       | (np.abs(det - 1.0) > ROTATION_TOLERANCE))
+  if bad.size:
+    i = int(bad[0])
+    found = "a reflection" if det[i] < 0 else "scaled or sheared"
+    raise errors.InputError(
+        f"{label(i)}: the 3×3 rotation part of the camera-to-world matrix is "
+        f"{found} (det = {det[i]:.6g}, max |R Rᵀ − I| = {error[i]:.3g}); expected "
+        f"a rotation (orthonormal, det +1, within {ROTATION_TOLERANCE}). "
+        f"{bad.size} camera(s) are affected; re-export the poses.")
+
+
+def _check_same_size(path: str, image: np.ndarray, size: tuple[int, int]) -> None:
+  if image.shape[:2] != tuple(size):
+    raise errors.InputError(f"{path} is {image.shape[1]}×{image.shape[0]} pixels; "
+                            f"expected {size[1]}×{size[0]} like the other images of "
+                            "the scene. Resize or remove it.")
 
 
 # ----------------------------------------------------------------------------
@@ -175,34 +268,49 @@ def _rq(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return upper @ signs, signs @ ortho
 
 
-def decompose_projection(projection: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def decompose_projection(projection: np.ndarray,
+                         what: str = "The projection matrix"
+                         ) -> tuple[np.ndarray, np.ndarray]:
   """Splits a projection matrix P = K [R | t] (OpenCV convention).
 
   Args:
     projection: [3, 4] (or [4, 4], last row ignored) world → pixel projection.
+    what: how error messages name the matrix (e.g. its file).
 
   Returns:
     (K [3, 3] with K[2, 2] = 1 and positive focal lengths, camera-to-world
     [3, 4] = [Rᵀ | C] with C the camera centre), float64.
+
+  Raises:
+    errors.InputError: P is not finite, its 3×3 part is singular, or K is not
+      a pinhole camera (|skew| > MAX_SKEW·fx or fy/fx outside
+      [1/MAX_ASPECT, MAX_ASPECT]). A reflected or scaled P is accepted: P is
+      homogeneous, so −P and s·P are the same camera.
   """
-  projection = np.asarray(projection, np.float64)
-  if projection.shape not in ((3, 4), (4, 4)):
-    raise errors.InputError(f"Expected a [3, 4] projection matrix; received shape "
-                     f"{projection.shape}.")
-  projection = projection[:3]
-  _check_finite(projection, "The projection matrix")
+  projection = _real_array(projection, what, ((3, 4), (4, 4)))[:3]
   left = projection[:, :3]
   det = np.linalg.det(left)
-  if abs(det) < 1e-12 * max(1.0, np.abs(left).max() ** 3):
-    raise errors.InputError("The projection matrix has a singular 3×3 part; expected "
-                     "P = K[R|t] with invertible K R.")
+  if not abs(det) >= 1e-12 * max(1.0, np.abs(left).max() ** 3):
+    raise errors.InputError(f"{what} has a singular 3×3 part (det = {det:.3g}); "
+                            "expected P = K[R|t] with invertible K R.")
   if det < 0:  # P is defined up to scale; choose the sign with det(R) = +1.
     projection = -projection
     left = -left
   k, rotation = _rq(left)
   k = k / k[2, 2]
   centre = -np.linalg.solve(left, projection[:, 3])
-  return k, np.concatenate([rotation.T, centre[:, None]], axis=1)
+  c2w = np.concatenate([rotation.T, centre[:, None]], axis=1)
+  _real_array(c2w, f"The camera decomposed from {what}")
+  _check_rotations(c2w[None, :, :3],
+                   lambda _: f"{what} (after the RQ decomposition into K[R|t])")
+  skew, aspect = k[0, 1] / k[0, 0], k[1, 1] / k[0, 0]
+  if abs(skew) > MAX_SKEW or not 1 / MAX_ASPECT <= aspect <= MAX_ASPECT:
+    raise errors.InputError(
+        f"{what} decomposes to intrinsics with skew/fx = {skew:.3g} and fy/fx = "
+        f"{aspect:.3g}; expected a pinhole camera with |skew/fx| ≤ {MAX_SKEW} and "
+        f"fy/fx in [{1 / MAX_ASPECT}, {MAX_ASPECT}] (the 3×3 part of P is "
+        "sheared). Check that the file holds P = K[R|t].")
+  return k, c2w
 
 
 def _scale_intrinsics(k: np.ndarray, scale: float) -> np.ndarray:
@@ -235,6 +343,9 @@ def _binarise_mask(mask: np.ndarray) -> np.ndarray:
 def _views_to_read(views: Sequence[int] | None, num: int) -> list[int]:
   if views is None:
     return list(range(num))
+  if not all(isinstance(v, (int, np.integer)) for v in views):
+    raise errors.InputError(f"Requested views {list(views)} must be integers "
+                            f"(0-based view indices below {num}).")
   views = sorted(set(int(v) for v in views))
   bad = [v for v in views if not 0 <= v < num]
   if bad:
@@ -244,13 +355,18 @@ def _views_to_read(views: Sequence[int] | None, num: int) -> list[int]:
 
 
 def _dtu_records(name: str, projections: np.ndarray,
+                 camera_label: Callable[[int], str],
                  image_path: Callable[[int], str],
                  mask_path: Callable[[int], str | None],
                  factor: int, resize: str, views: Sequence[int] | None
                  ) -> list[Record]:
-  """Records of a DTU scan from its [N, 3, 4] projections (1600×1200 pixels)."""
+  """Records of a DTU scan from its [N, 3, 4] projections (1600×1200 pixels).
+
+  ``camera_label(i)`` names projection i in error messages.
+  """
   num = projections.shape[0]
-  ks, poses = zip(*(decompose_projection(p) for p in projections))
+  ks, poses = zip(*(decompose_projection(p, camera_label(i))
+                    for i, p in enumerate(projections)))
   ks, poses = np.stack(ks), np.stack(poses)
   poses, recentre = camera.recenter_poses(poses)
   poses, scale = camera.rescale_poses(poses)
@@ -261,15 +377,17 @@ def _dtu_records(name: str, projections: np.ndarray,
   # The output size is fixed by the first image that is read: files at or below
   # the target resolution are used as they are, larger ones are downsampled by
   # the integer factor that reaches the target.
-  probe = read_image(image_path(views[0] if views else 0))
+  probe_path = image_path(views[0] if views else 0)
+  probe = read_image(probe_path)
   if probe.shape[1] > target[1]:
     size = target
   else:
     size = probe.shape[:2]
   pixel_scale = size[1] / DTU_CALIBRATION_SIZE[1]
   if abs(size[0] / DTU_CALIBRATION_SIZE[0] - pixel_scale) > 1e-6:
-    raise errors.InputError(f"DTU images of scan {name} are {size[1]}×{size[0]}; expected "
-                     f"the 4:3 aspect of the 1600×1200 calibration.")
+    raise errors.InputError(f"{probe_path} gives DTU images of {size[1]}×{size[0]} "
+                            "pixels; expected the 4:3 aspect of the 1600×1200 "
+                            "calibration (e.g. 400×300).")
   ks = _scale_intrinsics(ks, pixel_scale)
   bounds = np.tile(np.array([[DTU_NEAR, DTU_FAR]]), (num, 1))
 
@@ -296,15 +414,33 @@ def _dtu_records(name: str, projections: np.ndarray,
   return records
 
 
+CAMERA_FIELDS = ("camtoworld", "intrinsics", "scene_camtoworlds",
+                 "scene_intrinsics", "scene_bounds", "world_transform")
+
+
 def _record(**fields: Any) -> Record:
+  """One record with float32 cameras; InputError if they do not fit float32."""
   out = dict(fields)
-  for key in ("camtoworld", "intrinsics", "scene_camtoworlds", "scene_intrinsics",
-              "scene_bounds", "world_transform"):
+  for key in CAMERA_FIELDS:
     out[key] = np.asarray(out[key], np.float32)
   out["near"] = np.float32(out["near"])
   out["far"] = np.float32(out["far"])
   out["view_index"] = np.int32(out["view_index"])
   out["has_mask"] = bool(out["has_mask"])
+  ks, bounds = out["scene_intrinsics"], out["scene_bounds"]
+  found = [f"{key} is not finite" for key in CAMERA_FIELDS
+           if not np.all(np.isfinite(out[key]))]
+  if not (np.all(ks[:, 0, 0] > 0) and np.all(ks[:, 1, 1] > 0)):
+    found.append("a focal length is 0")
+  if not np.all((bounds[:, 0] > 0) & (bounds[:, 1] > bounds[:, 0])):
+    found.append("a depth range is empty (near ≥ far)")
+  if found:
+    raise errors.InputError(
+        f"The cameras of scene {out['scene']} (view {out['view_index']}, "
+        f"{out['file_name']}) "
+        f"hold extreme values: in float32, {'; '.join(found)}. Expected finite "
+        "cameras with focal lengths > 0 and 0 < near < far; check the camera "
+        "file for huge or tiny numbers and re-export it.")
   return out
 
 
@@ -392,7 +528,7 @@ def read_dtu(scan_dir: str, *, calibration_dir: str | None = None,
     if p.size != 12:
       raise errors.InputError(f"{camera_file} holds {p.size} numbers; expected 12 (a "
                        "3×4 projection matrix).")
-    projections.append(p.reshape(3, 4))
+    projections.append(_real_array(p.reshape(3, 4), camera_file))
   if missing:
     shown = "\n  ".join(missing[:6])
     raise errors.MissingFileError(
@@ -406,7 +542,10 @@ def read_dtu(scan_dir: str, *, calibration_dir: str | None = None,
       return None
     return _first_existing(dtu_mask_candidates(mask_root, scan, i))
 
-  return _dtu_records(scan, np.stack(projections),
+  def camera_label(i: int) -> str:
+    return _join(calibration_dir, DTU_CAMERA_PATTERN.format(i + 1))
+
+  return _dtu_records(scan, np.stack(projections), camera_label,
                       lambda i: _join(scan_dir, DTU_IMAGE_PATTERN.format(i + 1)),
                       mask_path, factor, resize, views)
 
@@ -418,7 +557,7 @@ def read_dtu(scan_dir: str, *, calibration_dir: str | None = None,
 
 def _idr_folder(scan_dir: str, stems: Sequence[str]) -> str | None:
   """The full-resolution folder if present, else the first downscaled copy."""
-  names = set(n.rstrip("/") for n in tf.io.gfile.listdir(scan_dir))
+  names = set(_listdir(scan_dir))
   for stem in stems:
     if stem in names and _isdir(_join(scan_dir, stem)):
       return stem
@@ -485,19 +624,18 @@ def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
             f"{scan_dir}: {len(mask_names)} masks in {mask_dir}/ but {count} "
             "images; expected one mask per image (or no mask folder).")
   num = min(count, num_images)
-  projections = []
-  for i in range(num):
-    p = np.asarray(cams[f"world_mat_{i}"], np.float64)
-    if p.shape not in ((4, 4), (3, 4)):
-      raise errors.InputError(f"world_mat_{i} in {camera_file} has shape {p.shape}; "
-                       "expected 4×4 (or 3×4).")
-    _check_finite(p, f"world_mat_{i} in {camera_file}")
-    projections.append(p[:3])
+
+  def camera_label(i: int) -> str:
+    return f"world_mat_{i} in {camera_file}"
+
+  projections = [_real_array(cams[f"world_mat_{i}"], camera_label(i),
+                             ((4, 4), (3, 4)))[:3] for i in range(num)]
 
   def mask_path(i: int) -> str | None:
     return _join(scan_dir, mask_dir, mask_names[i]) if mask_dir else None
 
   return _dtu_records(scan_dir.rsplit("/", 1)[-1], np.stack(projections),
+                      camera_label,
                       lambda i: _join(scan_dir, image_dir, image_names[i]),
                       mask_path, factor, resize, views)
 
@@ -505,6 +643,56 @@ def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
 # ----------------------------------------------------------------------------
 # LLFF.
 # ----------------------------------------------------------------------------
+
+
+def load_poses_bounds(path: str) -> np.ndarray:
+  """Reads and validates an LLFF ``poses_bounds.npy``: float64 [N, 17].
+
+  Raises ``InputError`` unless every row holds a finite rotation (orthonormal,
+  det +1), positive H, W and focal length, and bounds 0 < near < far.
+  """
+  data = _real_array(load_npy(path), path)
+  if data.ndim != 2 or data.shape[1] != 17 or data.shape[0] == 0:
+    raise errors.InputError(f"{path} has shape {data.shape}; expected [N, 17] "
+                     "(3×5 pose-and-hwf plus 2 depth bounds per image, N ≥ 1).")
+  raw = data[:, :15].reshape(-1, 3, 5)
+  _check_rotations(raw[:, :, :3], lambda i: f"Row {i} of {path}")
+  bad = np.flatnonzero(np.any(raw[:, :, 4] <= 0, axis=1))
+  if bad.size:
+    raise errors.InputError(f"Row {bad[0]} of {path} has [H, W, focal] = "
+                            f"{raw[bad[0], :, 4].tolist()}; expected positive "
+                            "numbers. Re-run LLFF's imgs2poses.py.")
+  near, far = data[:, 15], data[:, 16]
+  bad = np.flatnonzero((near <= 0) | (far <= near))
+  if bad.size:
+    raise errors.InputError(f"Row {bad[0]} of {path} has depth bounds near = "
+                            f"{near[bad[0]]:.6g}, far = {far[bad[0]]:.6g}; expected "
+                            f"0 < near < far ({bad.size} row(s) affected). "
+                            "Re-run LLFF's imgs2poses.py.")
+  return data
+
+
+def _llff_files(scene_dir: str, factor: int) -> tuple[str, str, int]:
+  """(poses_bounds.npy, image folder, factor still to downsample by)."""
+  poses_file = _join(scene_dir, "poses_bounds.npy")
+  for image_dir, downsample_by in ((f"images_{factor}", 1), ("images", factor)):
+    if _isdir(_join(scene_dir, image_dir)):
+      break
+  else:
+    image_dir = None
+  if not _exists(poses_file) or image_dir is None:
+    raise errors.MissingFileError(
+        f"{scene_dir} is not an LLFF scene: expected poses_bounds.npy (found: "
+        f"{_exists(poses_file)}) and images_{factor}/ or images/ (found: "
+        f"{image_dir is not None}). Run LLFF's imgs2poses.py (COLMAP) to "
+        "create poses_bounds.npy.")
+  return poses_file, _join(scene_dir, image_dir), downsample_by
+
+
+def llff_num_views(scene_dir: str, factor: int = 8) -> int:
+  """Number of views of an LLFF scene (its files checked as by read_llff)."""
+  poses_file, _, _ = _llff_files(str(scene_dir).rstrip("/"), factor)
+  return len(load_poses_bounds(poses_file))
 
 
 def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
@@ -522,24 +710,8 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
     One record per requested view; ``near``/``far`` are the view's scaled bounds.
   """
   scene_dir = str(scene_dir).rstrip("/")
-  poses_file = _join(scene_dir, "poses_bounds.npy")
-  image_dir = _join(scene_dir, f"images_{factor}")
-  downsample_by = 1
-  if not _isdir(image_dir):
-    if _isdir(_join(scene_dir, "images")):
-      image_dir, downsample_by = _join(scene_dir, "images"), factor
-    else:
-      image_dir = None
-  if not _exists(poses_file) or image_dir is None:
-    raise errors.MissingFileError(
-        f"{scene_dir} is not an LLFF scene: expected poses_bounds.npy (found: "
-        f"{_exists(poses_file)}) and images_{factor}/ or images/ (found: "
-        f"{image_dir is not None}).")
-  data = load_npy(poses_file)
-  if data.ndim != 2 or data.shape[1] != 17 or data.shape[0] == 0:
-    raise errors.InputError(f"{poses_file} has shape {data.shape}; expected [N, 17] "
-                     "(3×5 pose-and-hwf plus 2 depth bounds per image).")
-  _check_finite(data, poses_file)
+  poses_file, image_dir, downsample_by = _llff_files(scene_dir, factor)
+  data = load_poses_bounds(poses_file)
   names = _list_images(image_dir)
   if len(names) != data.shape[0]:
     raise errors.InputError(
@@ -549,10 +721,7 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
         "imgs2poses.py.")
   num = data.shape[0]
   raw = data[:, :15].reshape(-1, 3, 5)
-  bounds = data[:, 15:17].astype(np.float64)
-  if np.any(bounds <= 0):
-    raise errors.InputError(f"{poses_file} has non-positive depth bounds; expected "
-                     "near/far > 0.")
+  bounds = data[:, 15:17]
   full_h, full_w, focal = raw[0, :, 4]
   # [down, right, back] → [right, up, back] (OpenGL).
   poses = np.stack([raw[:, :, 1], -raw[:, :, 0], raw[:, :, 2], raw[:, :, 3]], -1)
@@ -573,11 +742,8 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
     image = image[..., :3]
     if downsample_by > 1:
       image = image_ops.to_uint8(image_ops.downsample(image, downsample_by, resize))
-    if size is None:
-      size = image.shape[:2]
-    elif image.shape[:2] != size:
-      raise errors.InputError(f"{path} is {image.shape[1]}×{image.shape[0]}; expected "
-                       f"{size[1]}×{size[0]} like the other images of the scene.")
+    size = size or image.shape[:2]
+    _check_same_size(path, image, size)
     records.append((i, path, image))
   if size is None:  # No view requested: size from the first file.
     size = read_image(_join(image_dir, names[0])).shape[:2]
@@ -605,6 +771,49 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
 # ----------------------------------------------------------------------------
 
 
+def _parse_blender(json_file: str, scene_dir: str
+                   ) -> tuple[float, np.ndarray, list[str]]:
+  """(camera_angle_x, [N, 3, 4] camera-to-world, image paths) of a json file."""
+  def invalid(found: str) -> errors.InputError:
+    return errors.InputError(
+        f"{json_file} is not a valid Blender transforms file: {found}. Expected "
+        "an object with camera_angle_x (a number in (0, π)) and frames, a "
+        "non-empty list of objects with file_path (a string) and "
+        "transform_matrix (4×4). Re-export or re-download the scene.")
+
+  try:
+    meta = json.loads(_read_bytes(json_file).decode("utf-8"))
+  except ValueError as e:  # Also UnicodeDecodeError.
+    raise invalid(f"it is not UTF-8 JSON ({e})") from e
+  if not isinstance(meta, dict) or not {"camera_angle_x", "frames"} <= set(meta):
+    found = (f"its keys are {sorted(meta)}" if isinstance(meta, dict)
+             else f"it holds a {type(meta).__name__}")
+    raise invalid(found)
+  angle = float(_real_array(meta["camera_angle_x"],
+                            f"camera_angle_x in {json_file}", [()]))
+  if not 0 < angle < math.pi:
+    raise invalid(f"camera_angle_x is {angle}")
+  frames = meta["frames"]
+  if not isinstance(frames, list) or not frames:
+    raise invalid(f"frames is {frames!r:.80}")
+  poses, paths = [], []
+  for i, frame in enumerate(frames):
+    if not isinstance(frame, dict) or not isinstance(frame.get("file_path"), str):
+      raise invalid(f"frames[{i}] is {frame!r:.80}")
+    poses.append(_real_array(frame.get("transform_matrix"),
+                             f"frames[{i}].transform_matrix in {json_file}",
+                             ((4, 4), (3, 4)))[:3])
+    rel = frame["file_path"]
+    rel = rel[2:] if rel.startswith("./") else rel
+    if not rel.lower().endswith(IMAGE_EXTENSIONS):
+      rel += ".png"
+    paths.append(_join(scene_dir, rel))
+  poses = np.stack(poses)
+  _check_rotations(poses[:, :, :3],
+                   lambda i: f"frames[{i}].transform_matrix in {json_file}")
+  return angle, poses, paths
+
+
 def read_blender(scene_dir: str, *, split: str = "train",
                  views: Sequence[int] | None = None) -> list[Record]:
   """Reads one split of a Blender (NeRF synthetic) scene.
@@ -622,44 +831,18 @@ def read_blender(scene_dir: str, *, split: str = "train",
   if not _exists(json_file):
     raise errors.MissingFileError(f"Expected {json_file} (Blender layout); it does not "
                             "exist.")
-  try:
-    meta = json.loads(_read_bytes(json_file).decode("utf-8"))
-    angle = float(meta["camera_angle_x"])
-    frames = meta["frames"]
-    poses = np.array([np.asarray(fr["transform_matrix"], np.float64)[:3, :4]
-                      for fr in frames])
-  except (KeyError, TypeError, ValueError) as e:
-    raise errors.InputError(f"{json_file} is not a valid Blender transforms file ({e!r}); "
-                     "expected camera_angle_x and frames[*].transform_matrix "
-                     "(4×4).") from e
-  if poses.ndim != 3 or poses.shape[0] == 0:
-    raise errors.InputError(f"{json_file} has no frames; expected at least one.")
-  _check_finite(poses, json_file)
-  num = len(frames)
+  angle, poses, paths = _parse_blender(json_file, scene_dir)
+  num = len(paths)
   views = _views_to_read(views, num)
-  loaded = []
-  for i in views:
-    rel = str(frames[i]["file_path"])
-    if rel.startswith("./"):
-      rel = rel[2:]
-    if not rel.lower().endswith(IMAGE_EXTENSIONS):
-      rel += ".png"
-    path = _join(scene_dir, rel)
-    loaded.append((i, path, read_image(path)))
-  if loaded:
-    h, w = loaded[0][2].shape[:2]
-  else:
-    rel = str(frames[0]["file_path"]).lstrip("./")
-    h, w = read_image(_join(scene_dir, rel + ".png")).shape[:2]
+  loaded = [(i, paths[i], read_image(paths[i])) for i in views]
+  h, w = (loaded[0][2] if loaded else read_image(paths[0])).shape[:2]
   focal = 0.5 * w / math.tan(0.5 * angle)
   k = camera.intrinsic_matrix(focal, focal, w / 2.0, h / 2.0)
   ks = np.broadcast_to(k, (num, 3, 3))
   bounds = np.tile(np.array([[BLENDER_NEAR, BLENDER_FAR]]), (num, 1))
   records = []
   for i, path, image in loaded:
-    if image.shape[:2] != (h, w):
-      raise errors.InputError(f"{path} is {image.shape[1]}×{image.shape[0]}; expected "
-                       f"{w}×{h} like the other frames.")
+    _check_same_size(path, image, (h, w))
     rgb = np.repeat(image[..., :1], 3, -1) if image.shape[-1] < 3 else image[..., :3]
     has_alpha = image.shape[-1] in (2, 4)
     mask = image[..., -1:] if has_alpha else np.full((h, w, 1), 255, np.uint8)
@@ -681,12 +864,15 @@ def read_blender(scene_dir: str, *, split: str = "train",
 def detect_format(path: str) -> str:
   """Which layout ``path`` holds: one of ``FORMATS``.
 
-  Raises ``FileNotFoundError`` listing the files looked for if none matches.
+  Raises ``MissingFileError`` listing the files looked for if none matches.
   """
   path = str(path).rstrip("/")
   if not _isdir(path):
-    raise errors.MissingFileError(f"Expected a scene folder at {path}; it does not "
-                            "exist or is not a directory.")
+    found = ("a file, not a folder" if _exists(path)
+             else "nothing (it does not exist)")
+    raise errors.MissingFileError(f"Expected a scene folder at {path}; found "
+                                  f"{found}. Pass the folder that holds the "
+                                  "scene's images and camera file.")
   if _exists(_join(path, "poses_bounds.npy")):
     return "llff"
   if any(_exists(_join(path, n)) for n in DTU_CAMERA_FILES):
@@ -696,8 +882,11 @@ def detect_format(path: str) -> str:
   if any(_exists(_join(path, f"transforms_{s}.json"))
          for s in ("train", "val", "test")):
     return "blender"
+  entries = sorted(_listdir(path), key=_natural_key)
+  found = f"its entries are {entries[:12]}" if entries else "the folder is empty"
   raise errors.MissingFileError(
-      f"No known scene layout in {path}. Looked for: poses_bounds.npy (LLFF); "
+      f"No known scene layout in {path} ({found}). Looked for: "
+      "poses_bounds.npy (LLFF); "
       f"{' or '.join(DTU_CAMERA_FILES)} (DTU, IDR/NeuS layout); "
       f"{DTU_IMAGE_PATTERN.format(1)} (DTU, official Rectified/<scan> folder "
       "with Calibration/cal18 two levels up); transforms_train.json, "
@@ -730,17 +919,20 @@ def find_scenes(root: str, kinds: Sequence[str]) -> dict[str, tuple[str, str]]:
 
   Returns:
     {scene name: (format, path)} in natural name order.
+
+  Raises:
+    errors.MissingFileError: ``root`` is not a folder or cannot be listed.
   """
   root = str(root).rstrip("/")
+  if not _isdir(root):
+    raise errors.MissingFileError(f"Expected a folder of scenes at {root}; it does "
+                                  "not exist or is not a folder.")
   found: dict[str, tuple[str, str]] = {}
   parents = [root]
   if "dtu" in kinds and _isdir(_join(root, "Rectified")):
     parents.append(_join(root, "Rectified"))
   for parent in parents:
-    if not _isdir(parent):
-      continue
-    for name in sorted(tf.io.gfile.listdir(parent), key=_natural_key):
-      name = name.rstrip("/")
+    for name in sorted(_listdir(parent), key=_natural_key):
       path = _join(parent, name)
       if not _isdir(path) or name == "Rectified":
         continue

@@ -63,6 +63,12 @@ def from_folder(path: str, n_views: int = 3,
     n_views: number of input views (canonical split).
     train_views, test_views: explicit 0-based view indices instead.
   """
+  if train_views is not None and len(train_views) == 0:
+    raise errors.InputError("train_views is empty; expected at least one 0-based "
+                            "view index (or None for the canonical split).")
+  if train_views is None and not (isinstance(n_views, int) and n_views >= 1):
+    raise errors.InputError(f"n_views must be a positive integer; received "
+                            f"{n_views!r}.")
   fmt = readers.detect_format(path)
   if fmt == "blender":
     train_all = readers.read_blender(path, split="train")

@@ -84,13 +84,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     root = str(dl_manager.manual_dir)
-    scenes = readers.find_scenes(root, kinds=("dtu", "dtu_idr"))
-    if not scenes:
-      raise builder_utils.no_scene_error(
-          root, "Rectified/scan<N>/rect_001_3_r5000.png with "
-          "Calibration/cal18/pos_001.txt (official layout) or "
-          "scan<N>/cameras.npz or scan<N>/cameras_sphere.npz with image/ or "
-          "images/ (IDR/NeuS layout)", self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    scenes = builder_utils.find_manual_scenes(
+        root, ("dtu", "dtu_idr"),
+        "Rectified/scan<N>/rect_001_3_r5000.png with "
+        "Calibration/cal18/pos_001.txt (official layout) or "
+        "scan<N>/cameras.npz or scan<N>/cameras_sphere.npz with image/ or "
+        "images/ (IDR/NeuS layout)", self.MANUAL_DOWNLOAD_INSTRUCTIONS)
     return builder_utils.split_generators(scenes, self._generate_examples)
 
   def _generate_examples(self, jobs: Sequence[tuple[str, str, str, str]]

@@ -62,18 +62,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     root = str(dl_manager.manual_dir)
-    scenes = readers.find_scenes(root, kinds=("llff",))
-    if not scenes:
-      raise builder_utils.no_scene_error(
-          root, "<scene>/poses_bounds.npy with <scene>/images_8/ or "
-          "<scene>/images/", self.MANUAL_DOWNLOAD_INSTRUCTIONS)
+    scenes = builder_utils.find_manual_scenes(
+        root, ("llff",), "<scene>/poses_bounds.npy with <scene>/images_8/ or "
+        "<scene>/images/", self.MANUAL_DOWNLOAD_INSTRUCTIONS)
     return builder_utils.split_generators(scenes, self._generate_examples)
 
   def _generate_examples(self, jobs: Sequence[tuple[str, str, str, str]]
                          ) -> Iterator[tuple[str, dict[str, Any]]]:
     config = self.builder_config
     for name, _, path, split in jobs:
-      num_images = readers.load_npy(path + "/poses_bounds.npy").shape[0]
+      num_images = readers.llff_num_views(path, config.factor)
       try:
         if split == "train":
           views = splits.llff_train_views(num_images, config.num_views)
