@@ -9,8 +9,10 @@ validated when the object is built; an invalid value raises
 received.
 
 Presets are data (:data:`PRESETS`): the official release's ``dtu3/6/9`` and
-``llff3/6/9`` configurations, their mip-NeRF baselines (``*_mipnerf``), and
-small CPU presets. Override any field with a dotted name::
+``llff3/6/9`` configurations, their mip-NeRF baselines (``*_mipnerf``),
+FreeNeRF (``dtu3_freenerf``, ``llff3_freenerf``), RegNeRF + FreeNeRF
+(``dtu3_combined``, ``llff3_combined``), and small CPU presets (``*_small*``).
+Override any field with a dotted name::
 
     config = get_preset("dtu3", **{"train.batch_size": 1024,
                                    "model.num_samples": 64})
@@ -138,6 +140,9 @@ class ModelConfig:
   stop_level_grad: bool = True  # no gradient through resampled t-values
   white_background: bool = False
   precision: str = "float32"  # or "mixed_bfloat16" for the MLP
+  # FreeNeRF: the raw 3-D mean before the IPE features (99 inputs for degrees
+  # 0–15 instead of 96; other weights). False keeps mip-NeRF's input.
+  append_mean_to_ipe: bool = False
 
   def __post_init__(self):
     _check_fields(self)
@@ -157,7 +162,25 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RegConfig:
-  """Losses: colour, depth smoothness, appearance prior; annealing."""
+  """Losses: colour, depth smoothness, appearance prior; annealing; FreeNeRF.
+
+  FreeNeRF's two regularisers (Yang et al., CVPR 2023; reference §7.5), both
+  off by default:
+
+  * ``freq_reg``: multiply the point encoding and the view encoding by a
+    visibility mask that reveals them frequency by frequency (identity, then
+    degree 0, 1, …; sine and cosine of a degree together), opening linearly
+    until step T = ⌊``freq_reg_end_fraction`` · train.max_steps⌋, all ones
+    from then on and whenever rendering (:func:`regnerf_tf.mip.freq_reg_mask`).
+    The mask is a function of ``optimizer.iterations``, so it survives a
+    resume. FreeNeRF pairs it with ``model.append_mean_to_ipe``.
+  * ``occlusion_weight`` (0 = off; FreeNeRF 0.01): weight of the mean density
+    of the first ``occlusion_range`` samples of every observed ray on the
+    fine level (FreeNeRF: 10 for DTU, 20 for LLFF); with
+    ``occlusion_wb_prior`` (DTU) also of any of the first
+    ``occlusion_wb_range`` samples whose predicted colour is near black or
+    white (:func:`regnerf_tf.losses.occlusion_loss`).
+  """
   coarse_loss_mult: float = 0.1  # weight of the coarse level's colour loss
   patch_size: int = 8  # S of the S×S unobserved-view patches
   depth_tv_weight_start: float = 400.0  # fine-level weight at step 0
@@ -170,6 +193,12 @@ class RegConfig:
   anneal_start_fraction: float = 0.5  # p: initial interval as a fraction
   anneal_mid_fraction: float = 0.5  # m: where the interval starts
   anneal_mode: str = "release"  # "release" or "paper" formula
+  freq_reg: bool = False  # FreeNeRF's frequency mask on the encodings
+  freq_reg_end_fraction: float = 0.9  # mask all ones from this run fraction
+  occlusion_weight: float = 0.0  # FreeNeRF's occlusion term; 0 = off
+  occlusion_range: int = 10  # K: leading samples penalised on every ray
+  occlusion_wb_prior: bool = False  # also near-black/white leading samples
+  occlusion_wb_range: int = 15  # leading samples the b/w prior looks at
 
   def __post_init__(self):
     _check_fields(self)
@@ -177,10 +206,14 @@ class RegConfig:
     _non_negative(self, "coarse_loss_mult", "depth_tv_weight_start",
                   "depth_tv_weight_end", "depth_tv_decay_steps",
                   "depth_tv_coarse_mult", "depth_tv_acc_weighting",
-                  "appearance_weight", "anneal_steps")
+                  "appearance_weight", "anneal_steps", "occlusion_weight",
+                  "occlusion_range", "occlusion_wb_range")
     for n in ("anneal_start_fraction", "anneal_mid_fraction"):
       if not 0.0 <= getattr(self, n) <= 1.0:
         _fail("RegConfig", n, getattr(self, n), "must be in [0, 1]")
+    if not 0.0 < self.freq_reg_end_fraction <= 1.0:
+      _fail("RegConfig", "freq_reg_end_fraction", self.freq_reg_end_fraction,
+            "must be in (0, 1]")
     _one_of(self, "anneal_mode", ANNEAL_MODES)
 
   @property
@@ -316,6 +349,17 @@ class Config:
   @property
   def uses_patches(self) -> bool:
     return self.depth_tv_enabled or self.appearance_enabled
+
+  @property
+  def occlusion_enabled(self) -> bool:
+    return self.reg.occlusion_weight > 0
+
+  @property
+  def freq_reg_end_step(self) -> int:
+    """T of the frequency mask (FreeNeRF's ``freq_reg_end``); 0 when off."""
+    if not self.reg.freq_reg:
+      return 0
+    return math.floor(self.reg.freq_reg_end_fraction * self.train.max_steps)
 
   # --- (de)serialisation -----------------------------------------------------
 
@@ -516,6 +560,48 @@ for _ds in ("dtu", "llff"):
       "train": {**_SMALL_TRAIN, **_BASELINE["train"],
                 "max_steps": _SMALL_TRAIN["max_steps"]},
   }
+
+
+# FreeNeRF (reference §7.5) as its configs train: RegNeRF's learning-rate and
+# clipping schedule, but no unobserved-view patches and no annealing; the
+# frequency mask over the encodings with the mean appended, and the occlusion
+# term (K = 10 and the black/white-background prior on DTU, K = 20 on LLFF).
+# The combined presets keep RegNeRF's patch smoothness, annealing and
+# appearance prior (weight 1e-4) and add FreeNeRF's two terms. Every term stays
+# switchable by override (reg.freq_reg, reg.occlusion_weight, ...).
+_FREENERF_REG = {
+    "dtu": {"freq_reg": True, "occlusion_weight": 0.01, "occlusion_range": 10,
+            "occlusion_wb_prior": True},
+    "llff": {"freq_reg": True, "occlusion_weight": 0.01,
+             "occlusion_range": 20, "occlusion_wb_prior": False},
+}
+# The small presets sample 32 points per ray instead of 128, so their
+# occlusion ranges cover the same fraction of the ray (K·32/128, rounded up).
+def _scaled_occlusion(reg: dict, num_samples: int) -> dict:
+  scale = num_samples / 128
+  return {**reg,
+          "occlusion_range": math.ceil(reg["occlusion_range"] * scale),
+          "occlusion_wb_range": math.ceil(15 * scale)}
+
+
+for _ds in ("dtu", "llff"):
+  for _base in (f"{_ds}3", f"{_ds}3_small"):
+    _p = PRESETS[_base]
+    _model = {**_p["model"], "append_mean_to_ipe": True}
+    _free = _scaled_occlusion(_FREENERF_REG[_ds],
+                              _p["model"].get("num_samples", 128))
+    PRESETS[f"{_base}_freenerf"] = {
+        "data": dict(_p["data"]),
+        "model": dict(_model),
+        "reg": {**_p["reg"], **_BASELINE["reg"], **_free},
+        "train": {**_p["train"], "patch_batch_size": 0},
+    }
+    PRESETS[f"{_base}_combined"] = {
+        "data": dict(_p["data"]),
+        "model": dict(_model),
+        "reg": {**_p["reg"], **_free, "appearance_weight": 1e-4},
+        "train": dict(_p["train"]),
+    }
 
 
 # The demo: the synthetic scene (Blender-style cameras, 60×80 images) in a few

@@ -23,34 +23,43 @@ class IntegratedPositionalEncoding(keras.layers.Layer):
   Args:
     min_deg: lowest frequency degree (inclusive).
     max_deg: highest frequency degree (exclusive).
+    append_identity: put the raw means first (FreeNeRF's input).
 
   Call arguments:
     means: [..., 3]; covs: [..., 3] diagonal covariances.
 
   Returns:
-    float32 [..., 6·(max_deg − min_deg)].
+    float32 [..., 3·append_identity + 6·(max_deg − min_deg)].
   """
 
-  def __init__(self, min_deg: int = 0, max_deg: int = 16, **kwargs):
+  def __init__(self, min_deg: int = 0, max_deg: int = 16,
+               append_identity: bool = False, **kwargs):
     super().__init__(**kwargs)
     if not 0 <= min_deg < max_deg:
       raise errors.InputError("Expected 0 <= min_deg < max_deg. Received: "
                        f"min_deg={min_deg}, max_deg={max_deg}")
     self.min_deg = min_deg
     self.max_deg = max_deg
+    self.append_identity = bool(append_identity)
     self.built = True
+
+  @property
+  def features(self) -> int:
+    return 3 * self.append_identity + 6 * (self.max_deg - self.min_deg)
 
   def call(self, means, covs):
     return mip.integrated_pos_enc(tf.cast(means, tf.float32),
                                   tf.cast(covs, tf.float32),
-                                  self.min_deg, self.max_deg)
+                                  self.min_deg, self.max_deg,
+                                  append_identity=self.append_identity)
 
   def compute_output_shape(self, means_shape, covs_shape=None):
-    return tuple(means_shape[:-1]) + (6 * (self.max_deg - self.min_deg),)
+    return tuple(means_shape[:-1]) + (self.features,)
 
   def get_config(self):
     config = super().get_config()
-    config.update({"min_deg": self.min_deg, "max_deg": self.max_deg})
+    config.update({"min_deg": self.min_deg, "max_deg": self.max_deg,
+                   "append_identity": self.append_identity})
     return config
 
 
@@ -65,6 +74,13 @@ class MipNerfMLP(keras.layers.Layer):
   encoded view direction, ``net_depth_viewdirs`` Dense(net_width_viewdirs) +
   ReLU layers, Dense(3), sigmoid, padded to [−rgb_padding, 1 + rgb_padding].
   The defaults give mip-NeRF's 612,740 parameters.
+
+  FreeNeRF's frequency regularisation: with ``freq_reg_end`` = T > 0, a call
+  given a training ``step`` t < T multiplies the point encoding and the view
+  encoding by :func:`mip.freq_reg_mask` (see :meth:`freq_masks`); the encoded
+  input of every layer that takes it (first layer, skip connection, view
+  branch) is the masked one. Calls without a step (evaluation, rendering) and
+  steps t ≥ T use the unmasked encodings.
 
   Args:
     net_depth: trunk layers.
@@ -81,6 +97,10 @@ class MipNerfMLP(keras.layers.Layer):
       "scalar" (one draw shared by the whole batch, the release's behaviour).
     rgb_padding: colour padding.
     use_viewdirs: condition colour on the view direction.
+    append_mean_to_ipe: put the raw 3-D means before the IPE features
+      (FreeNeRF; 3 more inputs, so different weights).
+    freq_reg_end: T, the step from which the frequency mask is all ones;
+      0 disables frequency regularisation.
     seed: seeds the Glorot-uniform kernel initialisers (layer i uses
       seed + i) so that a run is reproducible; None draws from Keras' global
       generator.
@@ -90,6 +110,8 @@ class MipNerfMLP(keras.layers.Layer):
     viewdirs: [..., 3] view directions.
     training: bool.
     seed: shape-[2] integer tensor; required when training with noise.
+    step: scalar integer tensor, the 1-based training step driving the
+      frequency mask; pass it only in training (None: no mask).
 
   Returns:
     (rgb float32 [..., S, 3], density float32 [..., S]).
@@ -102,6 +124,7 @@ class MipNerfMLP(keras.layers.Layer):
                density_bias: float = -1.0, density_noise: float = 0.0,
                density_noise_mode: str = "per_sample",
                rgb_padding: float = 0.001, use_viewdirs: bool = True,
+               append_mean_to_ipe: bool = False, freq_reg_end: int = 0,
                seed: int | None = None, **kwargs):
     super().__init__(**kwargs)
     # Positions must reach the encoder in float32 whatever the dtype policy:
@@ -125,6 +148,9 @@ class MipNerfMLP(keras.layers.Layer):
                        f"{DENSITY_NOISE_MODES}. Received: {density_noise_mode!r}")
     if deg_view < 0:
       raise errors.InputError(f"deg_view must be >= 0. Received: {deg_view}")
+    if freq_reg_end < 0:
+      raise errors.InputError(
+          f"freq_reg_end must be >= 0 (0 = off). Received: {freq_reg_end}")
 
     # === Config ===
     self.net_depth = int(net_depth)
@@ -140,6 +166,8 @@ class MipNerfMLP(keras.layers.Layer):
     self.density_noise_mode = density_noise_mode
     self.rgb_padding = float(rgb_padding)
     self.use_viewdirs = bool(use_viewdirs)
+    self.append_mean_to_ipe = bool(append_mean_to_ipe)
+    self.freq_reg_end = int(freq_reg_end)
     self.seed = None if seed is None else int(seed)
 
     # === Layers ===
@@ -150,7 +178,8 @@ class MipNerfMLP(keras.layers.Layer):
         return "glorot_uniform"
       return keras.initializers.GlorotUniform(seed=self.seed + next(counter))
     self.encoder = IntegratedPositionalEncoding(
-        min_deg_point, max_deg_point, name="ipe", dtype="float32")
+        min_deg_point, max_deg_point, append_identity=self.append_mean_to_ipe,
+        name="ipe", dtype="float32")
     self.trunk = [
         keras.layers.Dense(self.net_width, activation="relu",
                            kernel_initializer=init(), name=f"trunk_{i}",
@@ -177,7 +206,7 @@ class MipNerfMLP(keras.layers.Layer):
 
   @property
   def point_features(self) -> int:
-    return 6 * (self.max_deg_point - self.min_deg_point)
+    return self.encoder.features
 
   @property
   def view_features(self) -> int:
@@ -211,8 +240,23 @@ class MipNerfMLP(keras.layers.Layer):
              else [])
     return self.density_noise * tf.random.stateless_normal(shape, seed=seed)
 
-  def call(self, means, covs, viewdirs=None, training=False, seed=None):
+  def freq_masks(self, step) -> tuple[tf.Tensor | None, tf.Tensor | None]:
+    """(point mask [point_features], view mask [view_features]) at ``step``.
+
+    Both are :func:`mip.freq_reg_mask` of ``step`` and ``freq_reg_end``; (None,
+    None) when frequency regularisation is off or ``step`` is None.
+    """
+    if step is None or self.freq_reg_end <= 0:
+      return None, None
+    return (mip.freq_reg_mask(self.point_features, step, self.freq_reg_end),
+            mip.freq_reg_mask(self.view_features, step, self.freq_reg_end))
+
+  def call(self, means, covs, viewdirs=None, training=False, seed=None,
+           step=None):
+    point_mask, view_mask = self.freq_masks(step)
     encoded = self.encoder(means, covs)
+    if point_mask is not None:
+      encoded = encoded * point_mask
     x = encoded
     for i, layer in enumerate(self.trunk):
       x = layer(x)
@@ -229,6 +273,8 @@ class MipNerfMLP(keras.layers.Layer):
                          "[..., 3]; received None.")
       view_enc = mip.pos_enc(tf.cast(viewdirs, tf.float32), 0, self.deg_view,
                              append_identity=True)
+      if view_mask is not None:
+        view_enc = view_enc * view_mask
       view_enc = tf.broadcast_to(
           view_enc[..., None, :],
           tf.concat([tf.shape(x)[:-1], [self.view_features]], axis=0))
@@ -260,6 +306,8 @@ class MipNerfMLP(keras.layers.Layer):
         "density_noise_mode": self.density_noise_mode,
         "rgb_padding": self.rgb_padding,
         "use_viewdirs": self.use_viewdirs,
+        "append_mean_to_ipe": self.append_mean_to_ipe,
+        "freq_reg_end": self.freq_reg_end,
         "seed": self.seed,
     })
     return config

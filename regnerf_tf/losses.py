@@ -12,6 +12,8 @@ import math
 import keras
 import tensorflow as tf
 
+from regnerf_tf import errors
+
 
 def color_loss(rgb_pred, rgb_target, mask=None) -> tf.Tensor:
   """The release's colour loss: squared error summed over channels, mean over rays.
@@ -77,6 +79,39 @@ def depth_tv_weight(step, start: float, end: float, decay_steps: int) -> tf.Tens
     return tf.constant(end, tf.float32)
   s = tf.clip_by_value(tf.cast(step, tf.float32) / float(decay_steps), 0.0, 1.0)
   return start * (1.0 - s) + end * s
+
+
+def occlusion_loss(density, rgb=None, reg_range: int = 10,
+                   wb_prior: bool = False, wb_range: int = 15) -> tf.Tensor:
+  """FreeNeRF's occlusion regulariser: density right in front of the cameras.
+
+  mean over all (ray, sample) entries of density · mask, where mask = 1 for
+  the first ``reg_range`` samples of every ray and, with ``wb_prior`` (DTU's
+  black/white backgrounds), also for any of the first ``wb_range`` samples
+  whose predicted colour (channel mean) is > 0.99 or < 0.01; 0 elsewhere. The
+  mask carries no gradient.
+
+  Args:
+    density: [N, S] per-sample density (fine level).
+    rgb: [N, S, 3] per-sample colour; needed only with ``wb_prior``.
+    reg_range: K, the samples always penalised.
+    wb_prior: add the black/white-background samples.
+    wb_range: how many leading samples the background prior looks at.
+
+  Returns:
+    scalar float32.
+  """
+  density = tf.cast(density, tf.float32)
+  index = tf.range(tf.shape(density)[-1])
+  mask = index < reg_range
+  if wb_prior:
+    if rgb is None:
+      raise errors.InputError("occlusion_loss(wb_prior=True) needs the "
+                              "per-sample colours rgb [N, S, 3].")
+    mean = tf.reduce_mean(tf.cast(rgb, tf.float32), axis=-1)
+    background = tf.logical_or(mean > 0.99, mean < 0.01)
+    mask = tf.logical_or(mask, tf.logical_and(background, index < wb_range))
+  return tf.reduce_mean(density * tf.cast(mask, tf.float32))
 
 
 def log_linear_lr(step, lr_init: float, lr_final: float, max_steps: int,

@@ -144,26 +144,31 @@ def expected_sin(x, x_var) -> tf.Tensor:
 
 
 def integrated_pos_enc(means, covs_diag, min_deg: int = 0,
-                       max_deg: int = 16) -> tf.Tensor:
+                       max_deg: int = 16,
+                       append_identity: bool = False) -> tf.Tensor:
   """Integrated positional encoding of diagonal Gaussians.
 
   For degrees l in [min_deg, max_deg): y = mean·2^l, v = var·4^l; features
   e^{−v/2}·sin(y) and e^{−v/2}·sin(y + π/2). Layout: all sine entries ordered
   [l = min_deg: x, y, z; l + 1: x, y, z; …], then all cosine entries in the same
-  order. No raw coordinates are appended.
+  order. With ``append_identity`` the raw means come first (FreeNeRF's 99-d
+  input for the defaults), as in :func:`pos_enc`.
 
   Args:
     means: [..., 3]; covs_diag: [..., 3].
 
   Returns:
-    [..., 2·3·(max_deg − min_deg)] (96 for the defaults).
+    [..., 3·append_identity + 2·3·(max_deg − min_deg)] (96 for the defaults).
   """
   scales = tf.constant([2.0**i for i in range(min_deg, max_deg)], tf.float32)
   shape = tf.concat([tf.shape(means)[:-1], [-1]], axis=0)
   y = tf.reshape(means[..., None, :] * scales[:, None], shape)
   y_var = tf.reshape(covs_diag[..., None, :] * tf.square(scales)[:, None], shape)
-  return expected_sin(tf.concat([y, y + 0.5 * math.pi], axis=-1),
-                      tf.concat([y_var, y_var], axis=-1))
+  encoded = expected_sin(tf.concat([y, y + 0.5 * math.pi], axis=-1),
+                         tf.concat([y_var, y_var], axis=-1))
+  if append_identity:
+    return tf.concat([means, encoded], axis=-1)
+  return encoded
 
 
 def pos_enc(x, min_deg: int = 0, max_deg: int = 4,
@@ -187,3 +192,49 @@ def pos_enc(x, min_deg: int = 0, max_deg: int = 4,
   if append_identity:
     return tf.concat([x, four_feat], axis=-1)
   return four_feat
+
+
+def freq_reg_mask(length: int, step, end_step: int) -> tf.Tensor:
+  """FreeNeRF's frequency-regularisation visibility mask, for our layout.
+
+  The encoding (:func:`integrated_pos_enc` or :func:`pos_enc`) is laid out as
+  [identity (3, optional), sin block (D degrees × xyz), cos block (D × xyz)],
+  so ``length`` is 3 + 6·D with the identity (99 for IPE degrees 0–15 with the
+  mean appended, 27 for the view encoding) or 6·D without. The mask opens by
+  *frequency group*: the identity first, then degree l = 0, 1, … with the sine
+  and the cosine entries of a degree sharing one value. With G groups,
+  t = ``step`` and T = ``end_step``:
+
+    ptr = min(G·t/T + 1, G); group g gets clip(ptr − g, 0, 1)
+
+  (groups below ⌊ptr⌋ are open, group ⌊ptr⌋ gets the fractional part, the rest
+  are closed), clipped to [1e-8, 1 − 1e-8]; from t ≥ T on, the mask is all
+  ones. This is FreeNeRF's rule (ptr = (L/3)·t/T + 1 over triples) with one
+  group per degree instead of one triple: FreeNeRF's triples over this same
+  layout would open every sine before any cosine.
+
+  Args:
+    length: L, the encoding length (a multiple of 3).
+    step: scalar (int or tensor), the training step t.
+    end_step: T (Python int); T <= 0 gives all ones.
+
+  Returns:
+    float32 [L].
+  """
+  if length <= 0 or length % 3:
+    raise errors.InputError("freq_reg_mask: length must be a positive "
+                            f"multiple of 3; received {length}.")
+  identity = (length // 3) % 2 == 1
+  degrees = (length - 3 * identity) // 6
+  groups = degrees + int(identity)
+  ones = tf.ones([length], tf.float32)
+  if end_step <= 0:
+    return ones
+  t = tf.cast(step, tf.float32)
+  ptr = tf.minimum(float(groups) * t / float(end_step) + 1.0, float(groups))
+  value = tf.clip_by_value(ptr - tf.range(groups, dtype=tf.float32), 0.0, 1.0)
+  value = tf.clip_by_value(value, 1e-8, 1.0 - 1e-8)
+  per_degree = tf.repeat(value[int(identity):], 3)
+  parts = [tf.repeat(value[:1], 3)] if identity else []
+  mask = tf.concat(parts + [per_degree, per_degree], axis=0)
+  return tf.where(t >= float(end_step), ones, mask)

@@ -16,10 +16,13 @@ jitter and density noise, and minimises
   L = L_rgb^fine + c·L_rgb^coarse
       + λ_TV(step)·TV^fine + λ_TVc(step)·TV^coarse
       + λ_app·NLL_prior(fine patch colours)
+      + λ_occ·occlusion(fine densities of the observed rays)
 
-with the release's scales (reference §5). Near/far of every ray set are
-annealed by the optimizer's step, so schedules survive a resume. Gradients are
-summed over replicas, then clipped by value and by global norm.
+with the release's scales (reference §5); the last term and the frequency mask
+over the MLP's encodings are FreeNeRF's (reference §7.5, off by default).
+Near/far of every ray set are annealed, and the frequency mask opened, by the
+optimizer's step, so schedules survive a resume. Gradients are summed over
+replicas, then clipped by value and by global norm.
 """
 
 from __future__ import annotations
@@ -139,6 +142,8 @@ class RegNeRF(keras.Model):
         density_noise=m.density_noise,
         density_noise_mode=config.density_noise_mode,
         rgb_padding=m.rgb_padding, use_viewdirs=m.use_viewdirs,
+        append_mean_to_ipe=m.append_mean_to_ipe,
+        freq_reg_end=config.freq_reg_end_step,
         seed=config.train.seed, name="mlp", dtype=dtype)
     self.mlp.build()
     if config.appearance_enabled and patch_prior is None:
@@ -166,11 +171,14 @@ class RegNeRF(keras.Model):
       patch_prior.trainable = False
     # A plain attribute: the prior is not one of this model's weights.
     object.__setattr__(self, "_patch_prior", patch_prior)
-    self._trackers = {
-        name: keras.metrics.Mean(name=name)
-        for name in ("loss", "color_loss", "psnr", "psnr_coarse", "depth_tv",
-                     "appearance", "tv_weight", "near", "far", "grad_norm")
-    }
+    names = ["loss", "color_loss", "psnr", "psnr_coarse", "depth_tv",
+             "appearance", "tv_weight", "near", "far", "grad_norm"]
+    # FreeNeRF's terms are logged only when they are on.
+    if config.occlusion_enabled:
+      names.append("occlusion")
+    if config.reg.freq_reg:
+      names.append("freq_mask_fraction")
+    self._trackers = {name: keras.metrics.Mean(name=name) for name in names}
     self.built = True
 
   # --- Keras plumbing ----------------------------------------------------------
@@ -210,17 +218,22 @@ class RegNeRF(keras.Model):
   # --- rendering --------------------------------------------------------------
 
   def render_rays(self, rays: dict[str, tf.Tensor], training: bool = False,
-                  seed=None) -> list[dict[str, tf.Tensor]]:
+                  seed=None, step=None, return_samples: bool = False
+                  ) -> list[dict[str, tf.Tensor]]:
     """Renders every level.
 
     Args:
       rays: dict of ray fields, leading shape [N].
       training: jitter samples and add density noise (needs ``seed``).
       seed: shape-[2] int tensor.
+      step: 1-based training step for the MLP's frequency mask; used only
+        when ``training`` (evaluation renders unmasked).
+      return_samples: also return the per-sample MLP outputs.
 
     Returns:
       One dict per level (coarse first) with ``rgb`` [N, 3], ``depth`` [N],
-      ``acc`` [N], ``weights`` [N, S] and ``t_vals`` [N, S + 1].
+      ``acc`` [N], ``weights`` [N, S] and ``t_vals`` [N, S + 1]; with
+      ``return_samples`` also ``density`` [N, S] and ``sample_rgb`` [N, S, 3].
     """
     m = self.config.model
     rays = {k: tf.cast(v, tf.float32) for k, v in rays.items()
@@ -231,6 +244,7 @@ class RegNeRF(keras.Model):
         raise errors.InputError("render_rays(training=True) needs a seed.")
       seeds = tf.random.experimental.stateless_split(
           tf.cast(seed, tf.int64), 2 * m.num_levels)
+    step = step if training else None
     outputs = []
     t_vals = None
     for level in range(m.num_levels):
@@ -248,11 +262,14 @@ class RegNeRF(keras.Model):
       means, covs = mip.cast_rays(t_vals, rays["origins"], rays["directions"],
                                   rays["radii"], m.ray_shape)
       rgb, density = self.mlp(means, covs, rays["viewdirs"],
-                              training=randomized, seed=noise_seed)
+                              training=randomized, seed=noise_seed, step=step)
       out = rendering.volumetric_rendering(rgb, density, t_vals,
                                            rays["directions"],
                                            m.white_background)
       out["t_vals"] = t_vals
+      if return_samples:
+        out["density"] = density
+        out["sample_rgb"] = rgb
       outputs.append(out)
     return outputs
 
@@ -348,7 +365,8 @@ class RegNeRF(keras.Model):
     ray_seed, patch_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, 2))
     rays = self._anneal(data["rays"], step)
-    outs = self.render_rays(rays, training=True, seed=ray_seed)
+    outs = self.render_rays(rays, training=True, seed=ray_seed, step=step,
+                            return_samples=cfg.occlusion_enabled)
     target = tf.cast(data["rgb"], tf.float32)
     level_losses = [losses.color_loss(o["rgb"], target) for o in outs]
     total = level_losses[-1] + cfg.reg.coarse_loss_mult * tf.add_n(
@@ -366,7 +384,8 @@ class RegNeRF(keras.Model):
     if cfg.uses_patches and "patch_rays" in data:
       s = cfg.reg.patch_size
       patch_rays = self._anneal(data["patch_rays"], step)
-      pouts = self.render_rays(patch_rays, training=True, seed=patch_seed)
+      pouts = self.render_rays(patch_rays, training=True, seed=patch_seed,
+                               step=step)
       if cfg.depth_tv_enabled:
         tvs = [losses.depth_tv(tf.reshape(o["depth"], [-1, s, s]),
                                tf.reshape(o["acc"], [-1, s, s]),
@@ -379,6 +398,16 @@ class RegNeRF(keras.Model):
         app_term = tf.reduce_mean(
             tf.cast(self._patch_prior.patch_nll(patches), tf.float32))
         total = total + cfg.reg.appearance_weight * app_term
+    if cfg.occlusion_enabled:
+      r = cfg.reg
+      terms["occlusion"] = losses.occlusion_loss(
+          outs[-1]["density"],
+          outs[-1]["sample_rgb"] if r.occlusion_wb_prior else None,
+          r.occlusion_range, r.occlusion_wb_prior, r.occlusion_wb_range)
+      total = total + r.occlusion_weight * terms["occlusion"]
+    if cfg.reg.freq_reg:
+      terms["freq_mask_fraction"] = tf.reduce_mean(mip.freq_reg_mask(
+          self.mlp.point_features, step, cfg.freq_reg_end_step))
     terms.update({"loss": total, "depth_tv": tv_term, "appearance": app_term,
                   "tv_weight": fine_w})
     return terms

@@ -253,7 +253,9 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
           all_records: Sequence[dict] | None = None,
           preview_record: dict | None = None,
           patch_prior=None, strategy: tf.distribute.Strategy | None = None,
-          verbose: bool = True, image_every: int = 0) -> model_lib.RegNeRF:
+          verbose: bool = True, image_every: int = 0,
+          callbacks: Sequence[keras.callbacks.Callback] = ()
+          ) -> model_lib.RegNeRF:
   """Trains (or resumes training) and returns the model.
 
   Args:
@@ -269,6 +271,8 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
     strategy: a ``tf.distribute`` strategy (default: the current one).
     verbose: progress bar.
     image_every: steps between TensorBoard preview images.
+    callbacks: more Keras callbacks, run after the training monitor (so they
+      see the step's checkpoint already written).
 
   Returns:
     the trained :class:`RegNeRF`.
@@ -326,7 +330,8 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
   steps_per_epoch = min(t.log_every, t.max_steps)
   epochs = -(-t.max_steps // steps_per_epoch)
   model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs,
-            initial_epoch=step // steps_per_epoch, callbacks=[monitor],
+            initial_epoch=step // steps_per_epoch,
+            callbacks=[monitor, *callbacks],
             verbose=0)
   if monitor.divergence:
     raise errors.DivergenceError(monitor.divergence)
