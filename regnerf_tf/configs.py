@@ -250,12 +250,17 @@ class TrainConfig:
   # A step whose loss or gradients are NaN/inf is skipped (weights and
   # optimizer state untouched); this many in a row stop training.
   max_nonfinite_steps: int = 20
+  # Each step's rays are processed in this many equal parts whose gradients
+  # are summed before one update: the same update, with the activation memory
+  # of one part (observed rays split evenly, patch rays in whole patches).
+  micro_batches: int = 1
 
   def __post_init__(self):
     _check_fields(self)
     _positive(self, "max_steps", "batch_size", "lr_init", "lr_final",
               "n_random_poses", "checkpoint_every", "log_every",
-              "render_chunk", "adam_epsilon", "max_nonfinite_steps")
+              "render_chunk", "adam_epsilon", "max_nonfinite_steps",
+              "micro_batches")
     _non_negative(self, "patch_batch_size", "lr_delay_steps", "lr_delay_mult",
                   "grad_clip_value", "grad_clip_norm", "random_pose_radius",
                   "random_pose_focus_jitter")
@@ -318,6 +323,14 @@ class Config:
     if self.train.patch_batch_size % s2:
       _fail("TrainConfig", "patch_batch_size", self.train.patch_batch_size,
             f"must be a multiple of patch_size² = {s2}")
+    parts = self.train.micro_batches
+    if self.train.batch_size % parts:
+      _fail("TrainConfig", "batch_size", self.train.batch_size,
+            f"must be a multiple of train.micro_batches = {parts}")
+    if self.train.patch_batch_size % (parts * s2):
+      _fail("TrainConfig", "patch_batch_size", self.train.patch_batch_size,
+            f"must be a multiple of train.micro_batches × patch_size² = "
+            f"{parts * s2} (whole patches in every micro-batch)")
 
   # --- derived behaviour, where release_compat matters -----------------------
 

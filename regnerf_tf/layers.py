@@ -252,7 +252,12 @@ class MipNerfMLP(keras.layers.Layer):
             mip.freq_reg_mask(self.view_features, step, self.freq_reg_end))
 
   def call(self, means, covs, viewdirs=None, training=False, seed=None,
-           step=None):
+           step=None, density_only=False):
+    """(rgb [..., S, 3], density [..., S]) of the Gaussians (means, covs).
+
+    With ``density_only`` the colour branch is skipped and rgb is zeros (for
+    rays whose colour no loss uses: about a sixth fewer FLOPs per sample).
+    """
     point_mask, view_mask = self.freq_masks(step)
     encoded = self.encoder(means, covs)
     if point_mask is not None:
@@ -266,6 +271,8 @@ class MipNerfMLP(keras.layers.Layer):
     if training and self.density_noise > 0:
       raw_density = raw_density + self._density_noise(raw_density, seed)
     density = tf.math.softplus(raw_density + self.density_bias)
+    if density_only:
+      return tf.zeros_like(means, tf.float32), density
 
     if self.use_viewdirs:
       if viewdirs is None:

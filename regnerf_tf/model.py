@@ -218,8 +218,8 @@ class RegNeRF(keras.Model):
   # --- rendering --------------------------------------------------------------
 
   def render_rays(self, rays: dict[str, tf.Tensor], training: bool = False,
-                  seed=None, step=None, return_samples: bool = False
-                  ) -> list[dict[str, tf.Tensor]]:
+                  seed=None, step=None, return_samples: bool = False,
+                  need_rgb: bool = True) -> list[dict[str, tf.Tensor]]:
     """Renders every level.
 
     Args:
@@ -229,6 +229,8 @@ class RegNeRF(keras.Model):
       step: 1-based training step for the MLP's frequency mask; used only
         when ``training`` (evaluation renders unmasked).
       return_samples: also return the per-sample MLP outputs.
+      need_rgb: False skips the MLP's colour branch (``rgb`` is then zero;
+        depth, acc and weights are exact).
 
     Returns:
       One dict per level (coarse first) with ``rgb`` [N, 3], ``depth`` [N],
@@ -262,7 +264,8 @@ class RegNeRF(keras.Model):
       means, covs = mip.cast_rays(t_vals, rays["origins"], rays["directions"],
                                   rays["radii"], m.ray_shape)
       rgb, density = self.mlp(means, covs, rays["viewdirs"],
-                              training=randomized, seed=noise_seed, step=step)
+                              training=randomized, seed=noise_seed, step=step,
+                              density_only=not need_rgb)
       out = rendering.volumetric_rendering(rgb, density, t_vals,
                                            rays["directions"],
                                            m.white_background)
@@ -384,8 +387,9 @@ class RegNeRF(keras.Model):
     if cfg.uses_patches and "patch_rays" in data:
       s = cfg.reg.patch_size
       patch_rays = self._anneal(data["patch_rays"], step)
+      # Patch colours are used only by the appearance term.
       pouts = self.render_rays(patch_rays, training=True, seed=patch_seed,
-                               step=step)
+                               step=step, need_rgb=cfg.appearance_enabled)
       if cfg.depth_tv_enabled:
         tvs = [losses.depth_tv(tf.reshape(o["depth"], [-1, s, s]),
                                tf.reshape(o["acc"], [-1, s, s]),
@@ -412,10 +416,8 @@ class RegNeRF(keras.Model):
                   "tv_weight": fine_w})
     return terms
 
-  def train_step(self, data):
-    replica_id, num_replicas = _replica_info()
-    step = self.optimizer.iterations + 1
-    seed = self._step_seed(step, replica_id)
+  def _gradients(self, data, step, seed, num_replicas):
+    """(gradients, loss terms) of one batch."""
     variables = self.mlp.trainable_variables
     with tf.GradientTape() as tape:
       terms = self.compute_losses(data, step, seed)
@@ -423,8 +425,62 @@ class RegNeRF(keras.Model):
       scaled = terms["loss"] / num_replicas
       scaled = self.optimizer.scale_loss(scaled)
     grads = tape.gradient(scaled, variables)
-    grads = [tf.zeros_like(v) if g is None else g
-             for g, v in zip(grads, variables)]
+    return [tf.zeros_like(v) if g is None else g
+            for g, v in zip(grads, variables)], terms
+
+  def _accumulated_gradients(self, data, step, seed, num_replicas, parts):
+    """:meth:`_gradients` of the batch, computed part by part.
+
+    Every loss term is a mean over rays or whole patches, so the mean of the
+    parts' gradients and terms equals the batch's (up to the per-part random
+    jitter). A sequential ``while_loop`` keeps one part's activations alive
+    at a time. PSNRs are recomputed from the mean squared errors.
+    """
+    split = tf.nest.map_structure(
+        lambda x: tf.reshape(x, tf.concat([[parts, -1], tf.shape(x)[1:]], 0)),
+        data)
+    variables = self.mlp.trainable_variables
+    shapes = self.compute_losses_structure()
+
+    def body(i, grads, terms):
+      part = tf.nest.map_structure(lambda x: x[i], split)
+      part_seed = tf.random.experimental.stateless_fold_in(seed, i)
+      g, t = self._gradients(part, step, part_seed, num_replicas)
+      for key in ("psnr", "psnr_coarse"):  # average MSEs, not PSNRs
+        t[key] = tf.pow(10.0, -t[key] / 10.0)
+      return (i + 1, [a + b / parts for a, b in zip(grads, g)],
+              {k: terms[k] + t[k] / parts for k in terms})
+
+    _, grads, terms = tf.while_loop(
+        lambda i, *_: i < parts, body,
+        (tf.constant(0), [tf.zeros_like(v) for v in variables],
+         {k: tf.zeros([]) for k in shapes}),
+        parallel_iterations=1)
+    for key in ("psnr", "psnr_coarse"):
+      terms[key] = -10.0 * tf.math.log(terms[key]) / tf.math.log(10.0)
+    return grads, terms
+
+  def compute_losses_structure(self) -> list[str]:
+    """The keys :meth:`compute_losses` returns under this config."""
+    keys = ["color_loss", "psnr", "psnr_coarse", "near", "far", "loss",
+            "depth_tv", "appearance", "tv_weight"]
+    if self.config.occlusion_enabled:
+      keys.append("occlusion")
+    if self.config.reg.freq_reg:
+      keys.append("freq_mask_fraction")
+    return keys
+
+  def train_step(self, data):
+    replica_id, num_replicas = _replica_info()
+    step = self.optimizer.iterations + 1
+    seed = self._step_seed(step, replica_id)
+    variables = self.mlp.trainable_variables
+    parts = self.config.train.micro_batches
+    if parts == 1:
+      grads, terms = self._gradients(data, step, seed, num_replicas)
+    else:
+      grads, terms = self._accumulated_gradients(data, step, seed,
+                                                 num_replicas, parts)
     # Reduce across replicas first, then clip the global gradient, as the
     # release does; the optimizer's own SUM all-reduce then sees g/N on every
     # replica and restores g.

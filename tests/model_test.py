@@ -207,3 +207,44 @@ def test_training_with_the_shipped_flow_prior_leaves_it_unchanged():
   with pytest.raises(ValueError, match="patch_size"):
     model_lib.RegNeRF(tiny_config(**{"reg.appearance_weight": 1.0}),
                       patch_prior=prior)
+
+
+def test_micro_batches_give_the_update_of_the_whole_batch():
+  # Deterministic sampling, so that only the split differs.
+  base = {"train.randomized": False, "model.density_noise": 0.0,
+          "train.batch_size": 32, "train.patch_batch_size": 32,
+          "reg.patch_size": 4}
+  batches = [make_batch(32, 32, seed=s) for s in range(2)]
+  stacked = tf.nest.map_structure(lambda *xs: np.stack(xs), *batches)
+  results = {}
+  for parts in (1, 2):
+    cfg = tiny_config(**{**base, "train.micro_batches": parts})
+    results[parts] = _fit_weights(tf.distribute.get_strategy(), cfg, stacked, 2)
+  (w1, h1), (w2, h2) = results[1], results[2]
+  for a, b in zip(w1, w2):
+    np.testing.assert_allclose(a, b, atol=2e-6)
+  for key in ("loss", "color_loss", "psnr", "psnr_coarse", "depth_tv",
+              "grad_norm"):
+    assert h1[key][0] == pytest.approx(h2[key][0], rel=1e-4), key
+
+
+def test_micro_batches_must_divide_the_batch():
+  with pytest.raises(ValueError, match="micro_batches"):
+    tiny_config(**{"train.micro_batches": 3})
+  with pytest.raises(ValueError, match="whole patches"):
+    tiny_config(**{"train.micro_batches": 4, "train.batch_size": 64,
+                   "train.patch_batch_size": 32})
+
+
+def test_density_only_skips_colour_but_keeps_density():
+  mlp = model_lib.RegNeRF(tiny_config()).mlp
+  rng = np.random.default_rng(0)
+  means = tf.constant(rng.normal(size=(4, 5, 3)), tf.float32)
+  covs = tf.fill([4, 5, 3], 1e-3)
+  viewdirs = tf.math.l2_normalize(tf.constant(rng.normal(size=(4, 3)),
+                                              tf.float32), -1)
+  rgb, density = mlp(means, covs, viewdirs)
+  zero_rgb, same_density = mlp(means, covs, viewdirs, density_only=True)
+  np.testing.assert_array_equal(density.numpy(), same_density.numpy())
+  np.testing.assert_array_equal(zero_rgb.numpy(), np.zeros_like(rgb.numpy()))
+  assert float(tf.reduce_max(rgb)) > 0

@@ -1,0 +1,364 @@
+"""Speed benchmark: training and rendering throughput against the matmul limit.
+
+One command measures, on this machine and in one run::
+
+  python -m benchmarks.speed [--presets=llff3,llff3_small] [--steps=11]
+
+* the matmul limit for the MLP's hidden shape ([M, W] × [W, W]) in float32
+  and bfloat16, GFLOP/s;
+* for each preset × precision (float32, mixed_bfloat16) × XLA (off, on):
+  training throughput (median step time over the steps after the first, i.e.
+  after compilation; observed and patch rays counted separately and together),
+  rendering throughput, the MLP's FLOPs per ray computed from its layer
+  shapes, the share of the matmul limit this reaches, and peak memory (each
+  variant runs in its own process, whose peak resident set size is reported);
+* for each preset and precision, the MLP alone (forward + backward over as
+  many samples as one training step evaluates), so that the difference to the
+  full step shows how much time goes to everything else (encoding, sampling,
+  compositing, losses, the optimizer).
+
+The batch is the issue's comparison batch by default: 1024 observed rays and
+4096 patch rays (64 patches of 8×8) per step. It prints one table and writes
+JSON (``--output``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+def define_flags():
+  flags.DEFINE_list("presets", ["llff3", "llff3_small"], "Presets to measure.")
+  flags.DEFINE_list("precisions", list(PRECISIONS), "Precisions.")
+  flags.DEFINE_list("xla", ["false", "true"], "XLA settings.")
+  flags.DEFINE_integer("steps", 11, "Training steps per variant (the first "
+                       "one, which compiles, is not counted).")
+  flags.DEFINE_integer("batch_size", 1024, "Observed rays per step.")
+  flags.DEFINE_integer("patch_batch_size", 4096, "Patch rays per step.")
+  flags.DEFINE_integer("micro_batches", 4, "train.micro_batches: parts each "
+                       "step's rays are processed in (bounds memory).")
+  flags.DEFINE_integer("render_rays", 16384, "Rays rendered for the "
+                       "rendering figure (after one warm-up chunk).")
+  flags.DEFINE_integer("matmul_rows", 65536, "M of the matmul-limit test.")
+  flags.DEFINE_string("output", "benchmarks/speed.json", "JSON output.")
+  flags.DEFINE_bool("mlp_only", True, "Also time the MLP alone.")
+  flags.DEFINE_string("child", None, "Internal: run one variant "
+                      "(preset:precision:xla:what) and print its JSON.")
+
+
+# --- measurements (run in child processes) -----------------------------------
+
+
+def _timed(fn, repeats: int) -> list[float]:
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return times
+
+
+def matmul_limit(rows: int, width: int = 256, repeats: int = 10) -> dict:
+  """GFLOP/s of [rows, width] × [width, width] in float32 and bfloat16."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  result = {}
+  for dtype in (tf.float32, tf.bfloat16):
+    a = tf.random.normal([rows, width], dtype=tf.float32)
+    b = tf.random.normal([width, width], dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+
+    @tf.function
+    def chain(a, b):
+      x = a
+      for _ in range(8):  # like the trunk: 8 back-to-back matmuls
+        x = tf.matmul(x, b)
+      return tf.reduce_sum(tf.cast(x[:1], tf.float32))
+
+    chain(a, b).numpy()
+    times = _timed(lambda: chain(a, b).numpy(), repeats)
+    flops = 8 * 2.0 * rows * width * width
+    result[dtype.name] = flops / statistics.median(times) / 1e9
+  return result
+
+
+COLOUR_BRANCH = ("bottleneck", "view_", "rgb")
+
+
+def mlp_flops_per_sample(mlp, density_only: bool = False) -> int:
+  """Forward FLOPs of one MLP evaluation: 2·in·out for every Dense kernel
+  (without the colour branch when ``density_only``)."""
+  total = 0
+  for weight in mlp.weights:
+    if len(weight.shape) != 2:
+      continue
+    if density_only and any(f"/{n}" in weight.path for n in COLOUR_BRANCH):
+      continue
+    total += 2 * int(weight.shape[0]) * int(weight.shape[1])
+  return total
+
+
+def _random_rays(n: int, seed: int, near: float, far: float):
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(seed)
+  d = np.concatenate([rng.normal(scale=0.3, size=(n, 2)),
+                      -np.ones((n, 1))], -1).astype(np.float32)
+  return {"origins": rng.normal(scale=0.05, size=(n, 3)).astype(np.float32),
+          "directions": d,
+          "viewdirs": d / np.linalg.norm(d, axis=-1, keepdims=True),
+          "radii": np.full((n, 1), 0.002, np.float32),
+          "near": np.full((n, 1), near, np.float32),
+          "far": np.full((n, 1), far, np.float32)}
+
+
+def _config(preset: str, precision: str, xla: bool):
+  from regnerf_tf import configs  # pylint: disable=import-outside-toplevel
+  return configs.get_preset(preset, **{
+      "model.precision": precision, "train.jit_compile": xla,
+      "train.batch_size": FLAGS.batch_size,
+      "train.patch_batch_size": FLAGS.patch_batch_size,
+      "train.micro_batches": FLAGS.micro_batches})
+
+
+def _near_far(config):
+  return (0.0, 1.0) if config.data.ndc else (config.data.near, config.data.far)
+
+
+def measure_training(preset: str, precision: str, xla: bool) -> dict:
+  """Median step time of model.fit on a fixed batch, and rendering speed."""
+  import keras  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import model as model_lib  # pylint: disable=import-outside-toplevel
+  config = _config(preset, precision, xla)
+  near, far = _near_far(config)
+  model = model_lib.build_model(config)
+  batch = {"rays": _random_rays(config.train.batch_size, 0, near, far),
+           "rgb": np.random.default_rng(1).uniform(
+               size=(config.train.batch_size, 3)).astype(np.float32)}
+  if config.uses_patches:
+    batch["patch_rays"] = _random_rays(config.train.patch_batch_size, 2, near,
+                                       far)
+  times = []
+
+  class Timer(keras.callbacks.Callback):
+
+    def on_train_batch_begin(self, batch, logs=None):
+      self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+      times.append(time.perf_counter() - self.start)
+
+  model.fit(tf.data.Dataset.from_tensors(batch).repeat(),
+            steps_per_epoch=FLAGS.steps, epochs=1, verbose=0,
+            callbacks=[Timer()])
+  step = statistics.median(times[1:])
+  observed = config.train.batch_size
+  patches = config.train.patch_batch_size if config.uses_patches else 0
+  samples = config.model.num_samples * config.model.num_levels
+  flops = mlp_flops_per_sample(model.mlp)
+  patch_flops = mlp_flops_per_sample(
+      model.mlp, density_only=not config.appearance_enabled)
+  # Backward ≈ 2 × forward (gradients of inputs and of weights).
+  step_flops = 3 * samples * (observed * flops + patches * patch_flops)
+  # Rendering: deterministic chunks, the first one compiles.
+  chunk = config.train.render_chunk
+  rays = _random_rays(FLAGS.render_rays + chunk, 3, near, far)
+  model.render_chunked({k: v[:chunk] for k, v in rays.items()}, chunk)
+  start = time.perf_counter()
+  model.render_chunked({k: v[chunk:] for k, v in rays.items()}, chunk)
+  render_seconds = time.perf_counter() - start
+  return {
+      "step_seconds_median": step,
+      "step_seconds": times,
+      "observed_rays_per_sec": observed / step,
+      "patch_rays_per_sec": patches / step,
+      "rays_per_sec": (observed + patches) / step,
+      "render_rays_per_sec": FLAGS.render_rays / render_seconds,
+      "mlp_forward_flops_per_sample": flops,
+      "mlp_forward_flops_per_sample_density_only": patch_flops,
+      "samples_per_ray": samples,
+      "train_flops_per_step": step_flops,
+      "train_flops_per_ray": step_flops / (observed + patches),
+      "render_flops_per_ray": flops * samples,
+  }
+
+
+def measure_mlp_only(preset: str, precision: str, xla: bool) -> dict:
+  """Forward + backward of the MLP alone over one step's samples (one
+  micro-batch timed, times the number of micro-batches)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import model as model_lib  # pylint: disable=import-outside-toplevel
+  config = _config(preset, precision, xla)
+  mlp = model_lib.build_model(config).mlp
+  parts = config.train.micro_batches
+  groups = [(config.train.batch_size // parts, False)]
+  if config.uses_patches:
+    groups.append((config.train.patch_batch_size // parts,
+                   not config.appearance_enabled))
+  per_level = config.model.num_samples
+  inputs = [(tf.random.normal([n, per_level, 3]),
+             tf.fill([n, per_level, 3], 1e-4),
+             tf.math.l2_normalize(tf.random.normal([n, 3]), -1), density_only)
+            for n, density_only in groups]
+
+  @tf.function(jit_compile=xla)
+  def step():
+    with tf.GradientTape() as tape:
+      total = 0.0
+      for means, covs, viewdirs, density_only in inputs:
+        for _ in range(config.model.num_levels):
+          rgb, density = mlp(means, covs, viewdirs, density_only=density_only)
+          total += tf.reduce_sum(rgb) + tf.reduce_sum(density)
+    grads = tape.gradient(total, mlp.trainable_variables)
+    return tf.add_n([tf.reduce_sum(tf.cast(g, tf.float32)) for g in grads])
+
+  step().numpy()
+  times = _timed(lambda: step().numpy(), max(3, FLAGS.steps // 2))
+  return {"mlp_step_seconds_median": parts * statistics.median(times)}
+
+
+def child(spec: str) -> dict:
+  preset, precision, xla, what = spec.split(":")
+  xla = xla == "true"
+  if what == "matmul":
+    result = {"matmul_gflops": matmul_limit(FLAGS.matmul_rows)}
+  elif what == "train":
+    result = measure_training(preset, precision, xla)
+  else:
+    result = measure_mlp_only(preset, precision, xla)
+  result["peak_rss_gb"] = resource.getrusage(
+      resource.RUSAGE_SELF).ru_maxrss / 2**20
+  return result
+
+
+# --- driver ------------------------------------------------------------------
+
+
+def _run_child(spec: str) -> dict:
+  args = [sys.executable, "-m", "benchmarks.speed", f"--child={spec}",
+          f"--steps={FLAGS.steps}", f"--batch_size={FLAGS.batch_size}",
+          f"--patch_batch_size={FLAGS.patch_batch_size}",
+          f"--micro_batches={FLAGS.micro_batches}",
+          f"--render_rays={FLAGS.render_rays}",
+          f"--matmul_rows={FLAGS.matmul_rows}"]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  proc = subprocess.run(args, capture_output=True, text=True, env=env,
+                        check=False)
+  for line in proc.stdout.splitlines()[::-1]:
+    if line.startswith("RESULT "):
+      return json.loads(line[len("RESULT "):])
+  return {"error": proc.stderr[-2000:] or f"exit code {proc.returncode}"}
+
+
+def _fmt(value, spec):
+  return "–" if value is None else format(value, spec)
+
+
+def main(argv):
+  del argv
+  if FLAGS.child:
+    print("RESULT " + json.dumps(child(FLAGS.child)), flush=True)
+    return 0
+  import platform  # pylint: disable=import-outside-toplevel
+  report = {"date": time.strftime("%Y-%m-%d %H:%M"),
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+                       f"{platform.python_version()}",
+            "batch": {"observed": FLAGS.batch_size,
+                      "patch": FLAGS.patch_batch_size,
+                      "micro_batches": FLAGS.micro_batches},
+            "variants": []}
+  limit = _run_child("-:-:false:matmul")
+  report["matmul_gflops"] = limit.get("matmul_gflops", {})
+  print(f"matmul limit ([{FLAGS.matmul_rows}, 256] × [256, 256]): "
+        + ", ".join(f"{k} {v:.0f} GFLOP/s"
+                    for k, v in report["matmul_gflops"].items()), flush=True)
+  for preset in FLAGS.presets:
+    for precision in FLAGS.precisions:
+      for xla in FLAGS.xla:
+        result = _run_child(f"{preset}:{precision}:{xla}:train")
+        result.update({"preset": preset, "precision": precision, "xla": xla})
+        if FLAGS.mlp_only and "error" not in result:
+          only = _run_child(f"{preset}:{precision}:{xla}:mlp")
+          result["mlp_step_seconds_median"] = only.get(
+              "mlp_step_seconds_median")
+        key = "bfloat16" if precision == "mixed_bfloat16" else "float32"
+        peak = report["matmul_gflops"].get(key)
+        if "error" not in result and peak:
+          achieved = (result["train_flops_per_step"]
+                      / result["step_seconds_median"])
+          result["train_gflops"] = achieved / 1e9
+          result["train_share_of_limit"] = achieved / 1e9 / peak
+          rendered = (result["render_rays_per_sec"]
+                      * result["render_flops_per_ray"])
+          result["render_share_of_limit"] = rendered / 1e9 / peak
+        report["variants"].append(result)
+        print(_row(result), flush=True)
+  os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
+  from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
+  atomic.write_json(FLAGS.output, report)
+  print(table(report))
+  print(f"Wrote {FLAGS.output}")
+  return 0
+
+
+def _row(r: dict) -> str:
+  if "error" in r:
+    return f"{r['preset']} {r['precision']} xla={r['xla']}: FAILED {r['error']}"
+  return (f"{r['preset']} {r['precision']} xla={r['xla']}: "
+          f"{r['step_seconds_median']:.2f} s/step, "
+          f"{r['rays_per_sec']:.0f} rays/s train, "
+          f"{r['render_rays_per_sec']:.0f} rays/s render, "
+          f"{r['peak_rss_gb']:.1f} GB")
+
+
+def table(report: dict) -> str:
+  head = ("| preset | precision | XLA | s/step | observed rays/s | patch rays/s "
+          "| total rays/s | MLP-only s/step | train GFLOP/s | share of matmul "
+          "limit | render rays/s | render share | peak GB |")
+  lines = [head, "|" + "---|" * 13]
+  for r in report["variants"]:
+    if "error" in r:
+      lines.append(f"| {r['preset']} | {r['precision']} | {r['xla']} | "
+                   "failed |" + " |" * 9)
+      continue
+    lines.append(
+        f"| {r['preset']} | {r['precision']} | {r['xla']} | "
+        f"{r['step_seconds_median']:.2f} | {r['observed_rays_per_sec']:.0f} | "
+        f"{r['patch_rays_per_sec']:.0f} | {r['rays_per_sec']:.0f} | "
+        f"{_fmt(r.get('mlp_step_seconds_median'), '.2f')} | "
+        f"{_fmt(r.get('train_gflops'), '.0f')} | "
+        f"{_fmt(r.get('train_share_of_limit'), '.0%')} | "
+        f"{r['render_rays_per_sec']:.0f} | "
+        f"{_fmt(r.get('render_share_of_limit'), '.0%')} | "
+        f"{r['peak_rss_gb']:.1f} |")
+  flops = {r["preset"]: r for r in report["variants"] if "error" not in r}
+  notes = [f"{p}: {r['mlp_forward_flops_per_sample'] / 1e6:.3f} MFLOP per MLP "
+           f"evaluation ({r['mlp_forward_flops_per_sample_density_only'] / 1e6:.3f}"
+           f" for patch rays, whose colour no loss uses), "
+           f"{r['train_flops_per_step'] / 1e12:.3f} TFLOP per training step "
+           f"(forward + backward), {r['render_flops_per_ray'] / 1e6:.0f} MFLOP "
+           "per rendered ray" for p, r in flops.items()]
+  limits = ", ".join(f"{k} {v:.0f} GFLOP/s"
+                     for k, v in report["matmul_gflops"].items())
+  return "\n".join([f"Matmul limit: {limits}.", *notes, "", *lines])
+
+
+def run():
+  define_flags()
+  app.run(main)
+
+
+if __name__ == "__main__":
+  sys.exit(run())
