@@ -167,7 +167,7 @@ def run_method(method: str, scene, root: str, lpips, lpips_status) -> dict:
   return summary
 
 
-def markdown(scene, results: list[dict], steps: int) -> str:
+def markdown(scene, results: list[dict], steps: int, curve_views: int) -> str:
   base = next((r for r in results if r["method"] == "mipnerf"), None)
   has_mask = any("masked_psnr" in r["mean"] for r in results)
   has_lpips = any(r["mean"].get("lpips") is not None for r in results)
@@ -194,7 +194,7 @@ def markdown(scene, results: list[dict], steps: int) -> str:
   steps_all = sorted({p["step"] for r in results for p in r["curve"]})
   if steps_all:
     lines += ["", "Held-out PSNR (dB) versus training step, first "
-              f"{FLAGS.curve_views} test views:", "",
+              f"{curve_views} test views (every {CURVE_STRIDE}th pixel):", "",
               "| step | " + " | ".join(r["method"] for r in results) + " |",
               "|---|" + "---|" * len(results)]
     for s in steps_all:
@@ -239,7 +239,7 @@ def main(argv):
   atomic.write_json(path, {"scene": scene.name, "kind": scene.kind,
                            "steps": FLAGS.steps, "lpips_status": status,
                            "results": ordered})
-  table = markdown(scene, ordered, FLAGS.steps)
+  table = markdown(scene, ordered, FLAGS.steps, FLAGS.curve_views)
   atomic.write_bytes(os.path.join(root, "results.md"), table.encode())
   print(table)
   return 0
