@@ -92,18 +92,24 @@ def _imports(path: pathlib.Path) -> set[str]:
   return names
 
 
+# Top-level folders whose modules tests may import (not installed packages).
+HELPER_FOLDERS = ("tests", "benchmarks")
+
+
 def _test_helpers(rel: pathlib.PurePath) -> list[pathlib.PurePath]:
-  """Other modules of tests/ that a test file imports, transitively."""
+  """Modules of tests/ and benchmarks/ a test file imports, transitively."""
   found, todo = [], [rel]
   while todo:
     for name in sorted(_imports(ROOT / todo.pop())):
       parts = name.split(".")
-      if parts[0] != "tests" or len(parts) < 2:
+      if parts[0] not in HELPER_FOLDERS or len(parts) < 2:
         continue
-      helper = pathlib.PurePath("tests", *parts[1:]).with_suffix(".py")
-      if (ROOT / helper).is_file() and helper != rel and helper not in found:
-        found.append(helper)
-        todo.append(helper)
+      helper = pathlib.PurePath(*parts).with_suffix(".py")
+      init = pathlib.PurePath(parts[0], "__init__.py")
+      for path in (init, helper):
+        if (ROOT / path).is_file() and path != rel and path not in found:
+          found.append(path)
+          todo.append(path)
   return sorted(found)
 
 
