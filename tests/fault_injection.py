@@ -185,17 +185,23 @@ def _random_round(root: str, steps: int, rng: random.Random) -> dict:
     raise RuntimeError("the uninterrupted reference run failed")
   work = os.path.join(root, f"killed_{rng.randrange(10**6)}")
   every = TINY_OVERRIDES["train.checkpoint_every"]
-  points = sorted(rng.sample(range(1, steps), 2))
-  kills = [f"step:{points[0]}",
-           f"checkpoint:{max(every, (points[1] // every) * every)}",
-           "final"]
+  first = rng.randrange(1, steps - 2 * every)
+  after = (first // every + 1) * every  # the next checkpoint written
+  kills = [f"step:{first}",
+           f"checkpoint:{rng.randrange(after, steps, every)}"]
   for kill in kills:
-    run(work, steps, kill)
+    result = run(work, steps, kill)
+    if result.returncode != -signal.SIGKILL:
+      raise AssertionError(f"{kill}: the process was not killed "
+                           f"(exit code {result.returncode})")
   outside = run_killed_from_outside(work, steps, 0, rng.uniform(0.0, 0.5))
+  kills.append(f"outside(alive={outside})")
+  if run(work, steps, "final").returncode == -signal.SIGKILL:
+    kills.append("final")
   final = run(work, steps)
   if final.returncode != 0:
     raise RuntimeError(f"the resumed run failed:\n{final.stderr[-2000:]}")
-  return {"kills": kills + [f"outside(alive={outside})"],
+  return {"kills": kills,
           "max_abs_diff": compare_runs(ref, work),
           "final_weights": os.path.exists(os.path.join(work, FINAL))}
 
