@@ -34,10 +34,8 @@ from absl import app, flags
 
 import regnerf_tf  # noqa: F401  (sets the Keras backend before keras loads)
 import keras
-import numpy as np
 
 from regnerf_tf import atomic, configs, flows, scenes, training
-from regnerf_tf import data as data_lib
 from regnerf_tf.cli import eval as eval_cli
 
 FLAGS = flags.FLAGS
@@ -115,20 +113,9 @@ class CurveRecorder(keras.callbacks.Callback):
 
 def curve_psnr(model, records, stride: int = CURVE_STRIDE) -> float:
   """Mean PSNR over ``records`` on every ``stride``-th pixel in each direction
-  (the full-resolution rays of those pixels: a cheap, unbiased sample of the
-  full-image PSNR that is the same for every method)."""
-  views = data_lib.load_views(records)
-  height, width = views["images"].shape[1:3]
-  psnrs = []
-  for i in range(len(records)):
-    rays = data_lib.view_rays(views["camtoworlds"][i], views["intrinsics"][i],
-                              height, width, views["kind"], views["near"][i],
-                              views["far"][i])
-    rays = {k: v[::stride, ::stride] for k, v in rays.items()}
-    rgb = np.clip(model.render_chunked(rays, EVAL_CHUNK)["rgb"].numpy(), 0, 1)
-    target = views["images"][i, ::stride, ::stride].astype(np.float32) / 255
-    psnrs.append(-10.0 * np.log10(np.mean((rgb - target) ** 2)))
-  return float(np.mean(psnrs))
+  (a cheap sample of the full-image PSNR, the same for every method)."""
+  return training.evaluate_views(model, records, EVAL_CHUNK,
+                                 stride=stride)["mean_psnr"]
 
 
 def load_curve(workdir: str) -> list[dict]:

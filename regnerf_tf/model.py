@@ -440,7 +440,8 @@ class RegNeRF(keras.Model):
         lambda x: tf.reshape(x, tf.concat([[parts, -1], tf.shape(x)[1:]], 0)),
         data)
     variables = self.mlp.trainable_variables
-    shapes = self.compute_losses_structure()
+    # compute_losses returns one value per tracker except the gradient norm.
+    keys = [k for k in self._trackers if k != "grad_norm"]
 
     def body(i, grads, terms):
       part = tf.nest.map_structure(lambda x: x[i], split)
@@ -454,21 +455,11 @@ class RegNeRF(keras.Model):
     _, grads, terms = tf.while_loop(
         lambda i, *_: i < parts, body,
         (tf.constant(0), [tf.zeros_like(v) for v in variables],
-         {k: tf.zeros([]) for k in shapes}),
+         {k: tf.zeros([]) for k in keys}),
         parallel_iterations=1)
     for key in ("psnr", "psnr_coarse"):
       terms[key] = -10.0 * tf.math.log(terms[key]) / tf.math.log(10.0)
     return grads, terms
-
-  def compute_losses_structure(self) -> list[str]:
-    """The keys :meth:`compute_losses` returns under this config."""
-    keys = ["color_loss", "psnr", "psnr_coarse", "near", "far", "loss",
-            "depth_tv", "appearance", "tv_weight"]
-    if self.config.occlusion_enabled:
-      keys.append("occlusion")
-    if self.config.reg.freq_reg:
-      keys.append("freq_mask_fraction")
-    return keys
 
   def train_step(self, data):
     replica_id, num_replicas = _replica_info()

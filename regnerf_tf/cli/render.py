@@ -29,7 +29,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-import uuid
 from typing import Any, Sequence
 
 import numpy as np
@@ -143,17 +142,14 @@ def write_video(path: str, frames: Sequence[np.ndarray], fps: float = 30.0
   if not frames:
     raise errors.InputError("No frames to write.")
   import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  # A fresh name (not mkstemp's file) so the video gets the usual umask mode.
-  tmp = os.path.join(folder,
-                     f".tmp_video_{os.getpid()}_{uuid.uuid4().hex}{ext}")
-  try:
+  from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
+  if ext == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+    raise RuntimeError(
+        "Writing .mp4 needs the imageio-ffmpeg package (pip install "
+        "imageio-ffmpeg); or write a .gif instead.")
+
+  def write(tmp):
     if ext == ".mp4":
-      if importlib.util.find_spec("imageio_ffmpeg") is None:
-        raise RuntimeError(
-            "Writing .mp4 needs the imageio-ffmpeg package (pip install "
-            "imageio-ffmpeg); or write a .gif instead.")
       writer = imageio.get_writer(tmp, format="FFMPEG", mode="I", fps=fps,
                                   codec="libx264", macro_block_size=1,
                                   quality=8)
@@ -163,11 +159,8 @@ def write_video(path: str, frames: Sequence[np.ndarray], fps: float = 30.0
     with writer:
       for frame in frames:
         writer.append_data(np.asarray(frame, np.uint8))
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+
+  atomic.write_with(path, write)
 
 
 def scene_view_setup(scene, scale: float = 1.0) -> dict[str, Any]:
