@@ -1,23 +1,25 @@
 """Quality benchmark, "CPU protocol": methods side by side on one scene.
 
-For a scene folder (LLFF or DTU layout) it takes the canonical 3-view split,
-trains every method with the same small preset family, seed and step budget,
-records held-out PSNR along the way (a PSNR-versus-steps curve on the first
-``--curve_views`` test views), then evaluates all test views (PSNR, SSIM with
-data range 1, LPIPS when ``--lpips_weights`` is given, masked metrics on DTU)
-and writes ``results.json`` and ``results.md`` into ``--output/<scene>``::
+For a scene folder (LLFF or DTU layout) it takes the canonical 3-view split at
+half the reader's resolution (``--downsample``), trains every method with the
+protocol's presets (``<kind>3_cpu*``: the same 6×128 network, 32 + 32 samples,
+optimizer schedule, seed and step budget), records held-out PSNR along the way
+(a PSNR-versus-steps curve on the first ``--curve_views`` test views), then
+evaluates all test views (PSNR, SSIM with data range 1, LPIPS when
+``--lpips_weights`` is given, masked metrics on DTU) and writes
+``results.json`` and ``results.md`` into ``--output/<scene>``::
 
   python -m benchmarks.quality --scene_dir=../shared/data/llff/fern \\
       --output=benchmarks/results
 
 Methods (``--methods``, comma separated):
-  mipnerf     the mip-NeRF baseline (``<kind>3_small_mipnerf``)
-  regnerf_tv  RegNeRF without the appearance term (``<kind>3_small``)
+  mipnerf     the mip-NeRF baseline (``<kind>3_cpu_mipnerf``)
+  regnerf_tv  RegNeRF without the appearance term (``<kind>3_cpu``)
   regnerf     full RegNeRF: + the shipped flow prior, λ = ``--appearance_weight``
   freenerf    FreeNeRF's frequency and occlusion regularisers
-              (``<kind>3_small_freenerf``)
+              (``<kind>3_cpu_freenerf``)
   combined    RegNeRF's patch regularisers and prior + FreeNeRF's two terms
-              (``<kind>3_small_combined``)
+              (``<kind>3_cpu_combined``)
 
 Killed, it resumes: each method trains in its own run folder, the curve is
 saved next to the checkpoint, and finished methods are not run again.
@@ -41,11 +43,11 @@ from regnerf_tf.cli import eval as eval_cli
 FLAGS = flags.FLAGS
 
 METHODS = {
-    "mipnerf": ("{kind}3_small_mipnerf", False),
-    "regnerf_tv": ("{kind}3_small", False),
-    "regnerf": ("{kind}3_small", True),
-    "freenerf": ("{kind}3_small_freenerf", False),
-    "combined": ("{kind}3_small_combined", True),
+    "mipnerf": ("{kind}3_cpu_mipnerf", False),
+    "regnerf_tv": ("{kind}3_cpu", False),
+    "regnerf": ("{kind}3_cpu", True),
+    "freenerf": ("{kind}3_cpu_freenerf", False),
+    "combined": ("{kind}3_cpu_combined", True),
 }
 LABELS = {
     "mipnerf": "mip-NeRF (baseline)",
@@ -54,6 +56,11 @@ LABELS = {
     "freenerf": "FreeNeRF (frequency + occlusion)",
     "combined": "RegNeRF + FreeNeRF (combined)",
 }
+# Resolution of the CPU protocol, relative to the reader's (DTU 400×300,
+# LLFF 504×378): half, i.e. 200×150 and 252×189, so that the step budget
+# covers the input views' pixels several times (at full resolution 1200
+# steps of 512 rays do not see fern's three views twice).
+PROTOCOL_DOWNSAMPLE = {"dtu": 2, "llff": 2}
 CURVE_FILE = "curve.json"
 CURVE_STRIDE = 4  # curve points use every 4th pixel in each direction
 EVAL_CHUNK = 32768  # rays per rendering chunk in the evaluations
@@ -64,8 +71,9 @@ def define_flags():
   flags.DEFINE_string("output", "benchmarks/results", "Output root.")
   flags.DEFINE_list("methods", ["mipnerf", "regnerf_tv", "regnerf"],
                     f"Methods, from {sorted(METHODS)}.")
-  flags.DEFINE_integer("steps", 2000, "Training steps of every method.")
-  flags.DEFINE_integer("curve_every", 250, "Steps between curve points.")
+  flags.DEFINE_integer("steps", 0, "Training steps of every method; 0: the "
+                       "protocol presets' max_steps.")
+  flags.DEFINE_integer("curve_every", 200, "Steps between curve points.")
   flags.DEFINE_integer("curve_views", 3, "Test views used for the curve.")
   flags.DEFINE_float("appearance_weight", 1e-4,
                      "λ of the appearance term (nats per dimension).")
@@ -73,6 +81,9 @@ def define_flags():
   flags.DEFINE_string("lpips_net", "vgg", "alex or vgg.")
   flags.DEFINE_multi_string("override", [], "section.field=value for every "
                             "method (e.g. train.seed=1).")
+  flags.DEFINE_integer("downsample", 0, "Train and evaluate at 1/k of the "
+                       "scene's resolution (box filter); 0: the protocol's "
+                       f"choice per kind {PROTOCOL_DOWNSAMPLE}.")
 
 
 def make_config(method: str, kind: str, steps: int, appearance_weight: float,
@@ -83,9 +94,12 @@ def make_config(method: str, kind: str, steps: int, appearance_weight: float,
                          f"{sorted(METHODS)}.")
   preset, with_prior = METHODS[method]
   values = dict(configs.parse_override(o) for o in overrides)
-  values["train.max_steps"] = steps
+  if steps:
+    values["train.max_steps"] = steps
+  steps = values.get("train.max_steps") or configs.get_preset(
+      preset.format(kind=kind)).train.max_steps
   values["train.checkpoint_every"] = min(values.get(
-      "train.checkpoint_every", 500), steps)
+      "train.checkpoint_every", 300), steps)
   values["reg.appearance_weight"] = appearance_weight if with_prior else 0.0
   return configs.get_preset(preset.format(kind=kind), **values)
 
@@ -162,7 +176,10 @@ def markdown(scene, results: list[dict], steps: int, curve_views: int) -> str:
   head += ["LPIPS"] if has_lpips else []
   head += ["masked PSNR", "masked SSIM"] if has_mask else []
   head += ["best curve PSNR (step)"]
-  lines = [f"Scene `{scene.name}` ({scene.kind}), input views "
+  first = scene.train[0]
+  size = (" at {1}×{0} pixels".format(*first["image"].shape[:2])
+          if "image" in first else "")
+  lines = [f"Scene `{scene.name}` ({scene.kind}){size}, input views "
            f"{[int(r['view_index']) for r in scene.train]}, "
            f"{len(scene.test)} held-out views, {steps} steps per method.", "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -205,17 +222,21 @@ def main(argv):
   if scene.kind not in ("llff", "dtu"):
     raise app.UsageError(f"The CPU protocol has presets for LLFF and DTU "
                          f"scenes; {FLAGS.scene_dir} is a {scene.kind} scene.")
+  factor = FLAGS.downsample or PROTOCOL_DOWNSAMPLE[scene.kind]
+  scene = scenes.downsample(scene, factor)
+  height, width = scene.train[0]["image"].shape[:2]
   root = os.path.join(FLAGS.output, scene.name)
   lpips, status = eval_cli.load_lpips(FLAGS.lpips_weights, FLAGS.lpips_net)
   results = []
   for method in FLAGS.methods:
     t0 = time.time()
-    print(f"[{scene.name}] {method}: training {FLAGS.steps} steps...",
+    print(f"[{scene.name}] {method}: training...",
           flush=True)
     summary = run_method(method, scene, root, lpips, status)
     results.append(summary)
     print(f"[{scene.name}] {method}: PSNR {summary['mean']['psnr']:.2f} dB "
           f"({time.time() - t0:.0f} s this session)", flush=True)
+  steps = max(r["steps"] for r in results)
   previous = {}
   path = os.path.join(root, "results.json")
   if os.path.exists(path):
@@ -224,9 +245,11 @@ def main(argv):
   previous.update({r["method"]: r for r in results})
   ordered = [previous[m] for m in METHODS if m in previous]
   atomic.write_json(path, {"scene": scene.name, "kind": scene.kind,
-                           "steps": FLAGS.steps, "lpips_status": status,
+                           "steps": steps, "lpips_status": status,
+                           "downsample": factor,
+                           "resolution": [width, height],
                            "results": ordered})
-  table = markdown(scene, ordered, FLAGS.steps, FLAGS.curve_views)
+  table = markdown(scene, ordered, steps, FLAGS.curve_views)
   atomic.write_bytes(os.path.join(root, "results.md"), table.encode())
   print(table)
   return 0

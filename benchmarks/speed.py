@@ -135,13 +135,10 @@ def _near_far(config):
   return (0.0, 1.0) if config.data.ndc else (config.data.near, config.data.far)
 
 
-def measure_training(preset: str, precision: str, xla: bool) -> dict:
-  """Median step time of model.fit on a fixed batch, and rendering speed."""
-  import keras  # pylint: disable=import-outside-toplevel
+def training_setup(config):
+  """The model of ``config`` and one fixed random batch of its shape."""
   import numpy as np  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from regnerf_tf import model as model_lib  # pylint: disable=import-outside-toplevel
-  config = _config(preset, precision, xla)
   near, far = _near_far(config)
   model = model_lib.build_model(config)
   batch = {"rays": _random_rays(config.train.batch_size, 0, near, far),
@@ -150,6 +147,16 @@ def measure_training(preset: str, precision: str, xla: bool) -> dict:
   if config.uses_patches:
     batch["patch_rays"] = _random_rays(config.train.patch_batch_size, 2, near,
                                        far)
+  return model, batch
+
+
+def measure_training(preset: str, precision: str, xla: bool) -> dict:
+  """Median step time of model.fit on a fixed batch, and rendering speed."""
+  import keras  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  config = _config(preset, precision, xla)
+  near, far = _near_far(config)
+  model, batch = training_setup(config)
   times = []
 
   class Timer(keras.callbacks.Callback):

@@ -154,7 +154,8 @@ class _Renderer(tf.Module):
 
   def _render_flat(self, rays):
     def render_fn(part):
-      out = self.model.render_rays(part, training=False)[-1]
+      out = self.model.render_rays(part, training=False,
+                                   coarse_rgb=False)[-1]
       return {"rgb": out["rgb"], "depth": out["depth"], "acc": out["acc"]}
     return render_in_chunks(render_fn, rays, self._chunk)
 

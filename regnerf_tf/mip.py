@@ -29,7 +29,10 @@ def safe_sin(x: tf.Tensor) -> tf.Tensor:
   large ones are brought into a range where sin is accurate on every device.
   """
   bound = 100.0 * math.pi
-  return tf.sin(tf.where(tf.abs(x) < bound, x, tf.math.floormod(x, bound)))
+  # x − bound·⌊x / bound⌋ is floormod(x, bound); written out, it is several
+  # times cheaper than TensorFlow's FloorMod kernel on CPUs.
+  reduced = x - bound * tf.floor(x * (1.0 / bound))
+  return tf.sin(tf.where(tf.abs(x) < bound, x, reduced))
 
 
 def lift_gaussian(directions, t_mean, t_var, r_var) -> tuple[tf.Tensor, tf.Tensor]:

@@ -219,7 +219,8 @@ class RegNeRF(keras.Model):
 
   def render_rays(self, rays: dict[str, tf.Tensor], training: bool = False,
                   seed=None, step=None, return_samples: bool = False,
-                  need_rgb: bool = True) -> list[dict[str, tf.Tensor]]:
+                  need_rgb: bool = True, coarse_rgb: bool = True
+                  ) -> list[dict[str, tf.Tensor]]:
     """Renders every level.
 
     Args:
@@ -231,6 +232,9 @@ class RegNeRF(keras.Model):
       return_samples: also return the per-sample MLP outputs.
       need_rgb: False skips the MLP's colour branch (``rgb`` is then zero;
         depth, acc and weights are exact).
+      coarse_rgb: False skips the colour branch on every level but the last
+        (for renders that show only the last level: their colours, depths
+        and weights are unchanged; the earlier levels' ``rgb`` is zero).
 
     Returns:
       One dict per level (coarse first) with ``rgb`` [N, 3], ``depth`` [N],
@@ -263,9 +267,11 @@ class RegNeRF(keras.Model):
             stop_grad=m.stop_level_grad)
       means, covs = mip.cast_rays(t_vals, rays["origins"], rays["directions"],
                                   rays["radii"], m.ray_shape)
+      last = level == m.num_levels - 1
       rgb, density = self.mlp(means, covs, rays["viewdirs"],
                               training=randomized, seed=noise_seed, step=step,
-                              density_only=not need_rgb)
+                              density_only=not need_rgb or not (coarse_rgb
+                                                                or last))
       out = rendering.volumetric_rendering(rgb, density, t_vals,
                                            rays["directions"],
                                            m.white_background)
@@ -279,7 +285,7 @@ class RegNeRF(keras.Model):
   def call(self, rays, training=False):
     """Deterministic rendering: the last level's rgb [N, 3], depth [N], acc [N]."""
     check_rays(rays)
-    out = self.render_rays(rays, training=False)[-1]
+    out = self.render_rays(rays, training=False, coarse_rgb=False)[-1]
     return {"rgb": out["rgb"], "depth": out["depth"], "acc": out["acc"]}
 
   def render_chunked(self, rays: dict[str, Any],

@@ -143,3 +143,47 @@ def synthetic_scene(height: int = 60, width: int = 80,
   train = _select(records, train_views, "train_views")
   test = [r for r in records if int(r["view_index"]) not in set(train_views)]
   return Scene("synthetic", "blender", train, test)
+
+
+def downsample(scene: Scene, factor: int) -> Scene:
+  """The scene at 1/``factor`` of its resolution (box filter), cameras to match.
+
+  Images and masks are averaged over ``factor``×``factor`` blocks (cropped at
+  the bottom/right to a multiple of the factor first); the focal lengths and
+  principal points of ``intrinsics`` and ``scene_intrinsics`` are divided by
+  the factor. With pixel centres at (x + 0.5, y + 0.5) this is exact: the
+  centre of each block maps to the centre of its new pixel. Masks keep 255 only
+  where the whole block is object, as masked metrics count only those pixels.
+
+  Raises:
+    errors.InputError: ``factor`` is not a positive integer, or leaves images
+      smaller than 3×3 pixels.
+  """
+  if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+    raise errors.InputError(f"Downsampling factor must be a positive integer; "
+                            f"received {factor!r}.")
+  if factor == 1:
+    return scene
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from regnerf_tf.datasets import image_ops  # pylint: disable=import-outside-toplevel
+  scale = np.diag([1.0 / factor, 1.0 / factor, 1.0]).astype(np.float32)
+
+  def one(record: dict) -> dict:
+    height, width = np.shape(record["image"])[:2]
+    if height // factor < 3 or width // factor < 3:
+      raise errors.InputError(
+          f"Downsampling {record['file_name']} ({width}×{height} pixels) by "
+          f"{factor} leaves less than 3×3 pixels; use a smaller factor.")
+    out = dict(record)
+    out["image"] = image_ops.to_uint8(
+        image_ops.downsample(record["image"], factor, "area"))
+    if "mask" in record:  # LLFF records have none
+      out["mask"] = image_ops.to_uint8(
+          image_ops.downsample(record["mask"], factor, "area"))
+    out["intrinsics"] = scale @ np.asarray(record["intrinsics"], np.float32)
+    out["scene_intrinsics"] = scale @ np.asarray(record["scene_intrinsics"],
+                                                 np.float32)
+    return out
+
+  return Scene(scene.name, scene.kind, [one(r) for r in scene.train],
+               [one(r) for r in scene.test])

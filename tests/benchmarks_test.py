@@ -4,7 +4,7 @@ cheap curve PSNR and the results table."""
 import numpy as np
 import pytest
 
-from benchmarks import quality, speed
+from benchmarks import profile, quality, speed
 from regnerf_tf import configs, model as model_lib, scenes, training
 
 
@@ -26,19 +26,36 @@ def test_flops_per_sample_follow_the_layer_shapes():
 
 
 @pytest.mark.parametrize("method,preset,weight", [
-    ("mipnerf", "llff3_small_mipnerf", 0.0),
-    ("regnerf_tv", "llff3_small", 0.0),
-    ("regnerf", "llff3_small", 1e-4),
-    ("freenerf", "llff3_small_freenerf", 0.0),
-    ("combined", "llff3_small_combined", 1e-4),
+    ("mipnerf", "llff3_cpu_mipnerf", 0.0),
+    ("regnerf_tv", "llff3_cpu", 0.0),
+    ("regnerf", "llff3_cpu", 1e-4),
+    ("freenerf", "llff3_cpu_freenerf", 0.0),
+    ("combined", "llff3_cpu_combined", 1e-4),
 ])
 def test_quality_methods_share_budget_and_seed(method, preset, weight):
-  config = quality.make_config(method, "llff", 300, 1e-4)
+  config = quality.make_config(method, "llff", 250, 1e-4)
   assert config.name == preset
-  assert config.train.max_steps == 300
-  assert config.train.checkpoint_every == 300
+  assert config.train.max_steps == 250
+  assert config.train.checkpoint_every == 250
   assert config.reg.appearance_weight == weight
-  assert config.train.seed == configs.get_preset("llff3_small").train.seed
+  assert config.train.seed == configs.get_preset("llff3_cpu").train.seed
+  # 0 steps: the protocol preset's own budget.
+  default = quality.make_config(method, "llff", 0, 1e-4)
+  assert default.train.max_steps == configs.get_preset(preset).train.max_steps
+
+
+@pytest.mark.parametrize("kind", ["dtu", "llff"])
+def test_protocol_presets_differ_only_in_the_regularisers(kind):
+  base = configs.get_preset(f"{kind}3_cpu_mipnerf")
+  reg = configs.get_preset(f"{kind}3_cpu")
+  assert base.model == reg.model  # same network, encoding and samples
+  assert base.data == reg.data
+  for field in ("max_steps", "batch_size", "lr_init", "lr_final", "seed"):
+    assert getattr(base.train, field) == getattr(reg.train, field), field
+  assert not base.uses_patches and not base.depth_tv_enabled
+  assert base.reg.anneal_steps == 0
+  assert reg.uses_patches and reg.depth_tv_enabled and reg.reg.anneal_steps > 0
+  assert (reg.model.net_depth, reg.model.net_width) == (6, 128)
 
 
 def test_curve_psnr_at_stride_one_is_the_full_image_psnr():
@@ -67,3 +84,22 @@ def test_results_table_reports_the_gain_over_the_baseline():
   table = quality.markdown(scene, results, 20, 3)
   assert "| full | `b` | 17.50 | +2.50 dB | 0.500 | 16.00 (10) |" in table
   assert "| 20 | 15.50 | – |" in table
+
+
+def test_profile_op_types_come_from_tensorflow_op_events():
+  assert profile.op_type("mlp/dense_1/MatMul:_MklMatMul") == "_MklMatMul"
+  assert profile.op_type("StatefulPartitionedCall/a/mul_1:Mul") == "Mul"
+  assert profile.op_type("ExecutorState::Process") is None
+  assert profile.op_type("KernelAndDeviceFunc::Run") is None
+  assert profile.op_type("Iterator::Root::Prefetch") is None
+  assert profile.op_type("no op here") is None
+
+
+def test_profile_self_time_subtracts_nested_events():
+  # parent [0, 100) holds a [10, 30) and b [40, 90), b holds c [50, 60);
+  # d [100, 105) follows on the same thread.
+  events = [("parent", 0, 100), ("b", 40, 50), ("a", 10, 20), ("c", 50, 10),
+            ("d", 100, 5)]
+  got = dict(profile.self_times(events))
+  assert got == {"parent": 30, "a": 20, "b": 40, "c": 10, "d": 5}
+  assert sum(got.values()) == 105  # the thread's busy time, counted once

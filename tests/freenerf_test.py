@@ -15,7 +15,9 @@ from tests.render_cli_test import _run_cli
 
 NEW_PRESETS = ("dtu3_freenerf", "llff3_freenerf", "dtu3_combined",
                "llff3_combined", "dtu3_small_freenerf", "llff3_small_freenerf",
-               "dtu3_small_combined", "llff3_small_combined")
+               "dtu3_small_combined", "llff3_small_combined",
+               "dtu3_cpu_freenerf", "llff3_cpu_freenerf", "dtu3_cpu_combined",
+               "llff3_cpu_combined")
 TINY = {"model.net_depth": 2, "model.net_width": 16, "model.skip_layer": 0,
         "model.net_width_viewdirs": 8, "model.num_samples": 8,
         "model.max_deg_point": 6, "train.batch_size": 64,
@@ -74,13 +76,14 @@ def test_mask_values_start_middle_end_and_monotonic(length):
     mip.freq_reg_mask(10, 0, 8)
 
 
-def _spy(monkeypatch, layer):
-  """Records the inputs of ``layer``'s calls."""
+def _spy(monkeypatch, layer, samples=(4, 5)):
+  """Records the inputs of ``layer``'s calls, as [*samples, features] (the
+  MLP's layers see the samples flattened to rows)."""
   seen = []
   original = layer.call
 
   def call(inputs, *args, **kwargs):
-    seen.append(inputs.numpy())
+    seen.append(inputs.numpy().reshape(*samples, -1))
     return original(inputs, *args, **kwargs)
 
   monkeypatch.setattr(layer, "call", call)

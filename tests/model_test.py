@@ -248,3 +248,35 @@ def test_density_only_skips_colour_but_keeps_density():
   np.testing.assert_array_equal(density.numpy(), same_density.numpy())
   np.testing.assert_array_equal(zero_rgb.numpy(), np.zeros_like(rgb.numpy()))
   assert float(tf.reduce_max(rgb)) > 0
+
+
+def test_rendering_skips_coarse_colour_without_changing_the_image():
+  model = model_lib.RegNeRF(tiny_config())
+  rays = make_rays(40, 11)
+  full = model.render_rays(rays)
+  lean = model.render_rays(rays, coarse_rgb=False)
+  for k in ("rgb", "depth", "acc", "weights", "t_vals"):
+    np.testing.assert_array_equal(lean[-1][k].numpy(), full[-1][k].numpy())
+  np.testing.assert_array_equal(lean[0]["weights"].numpy(),
+                                full[0]["weights"].numpy())
+  assert float(tf.reduce_max(full[0]["rgb"])) > 0
+  np.testing.assert_array_equal(lean[0]["rgb"].numpy(), 0.0)
+  out = model(rays)  # what evaluation and export render
+  np.testing.assert_array_equal(out["rgb"].numpy(), full[-1]["rgb"].numpy())
+
+
+def test_mlp_keeps_the_leading_shape_of_its_samples():
+  mlp = model_lib.RegNeRF(tiny_config()).mlp
+  rng = np.random.default_rng(3)
+  means = tf.constant(rng.normal(size=(2, 3, 4, 3)), tf.float32)
+  covs = tf.fill([2, 3, 4, 3], 1e-3)
+  viewdirs = tf.math.l2_normalize(tf.constant(rng.normal(size=(2, 3, 3)),
+                                              tf.float32), -1)
+  rgb, density = mlp(means, covs, viewdirs)
+  assert rgb.shape == (2, 3, 4, 3) and density.shape == (2, 3, 4)
+  # Each ray's samples depend only on that ray: rendering a sub-batch gives
+  # the same values.
+  rgb1, density1 = mlp(means[1:, 2:], covs[1:, 2:], viewdirs[1:, 2:])
+  np.testing.assert_allclose(rgb1.numpy(), rgb[1:, 2:].numpy(), atol=1e-6)
+  np.testing.assert_allclose(density1.numpy(), density[1:, 2:].numpy(),
+                             atol=1e-6)
