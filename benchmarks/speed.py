@@ -198,8 +198,17 @@ def measure_training(preset: str, precision: str, xla: bool) -> dict:
       "samples_per_ray": samples,
       "train_flops_per_step": step_flops,
       "train_flops_per_ray": step_flops / (observed + patches),
-      "render_flops_per_ray": flops * samples,
+      "render_flops_per_ray": render_flops_per_ray(model.mlp, config),
   }
+
+
+def render_flops_per_ray(mlp, config) -> int:
+  """MLP FLOPs of one rendered ray: every level's samples, colour only on the
+  last level (rendering shows only that level's colour)."""
+  per_level = config.model.num_samples
+  return per_level * ((config.model.num_levels - 1)
+                      * mlp_flops_per_sample(mlp, density_only=True)
+                      + mlp_flops_per_sample(mlp))
 
 
 def measure_mlp_only(preset: str, precision: str, xla: bool) -> dict:

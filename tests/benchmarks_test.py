@@ -23,6 +23,9 @@ def test_flops_per_sample_follow_the_layer_shapes():
   assert speed.mlp_flops_per_sample(mlp) == 2 * _llff3_macs(True)
   assert speed.mlp_flops_per_sample(mlp, density_only=True) == \
       2 * _llff3_macs(False)
+  # A rendered ray: 128 coarse samples without colour, 128 fine with it.
+  assert speed.render_flops_per_ray(mlp, configs.get_preset("llff3")) == \
+      128 * 2 * (_llff3_macs(False) + _llff3_macs(True))
 
 
 @pytest.mark.parametrize("method,preset,weight", [
