@@ -264,7 +264,7 @@ class MipNerfMLP(keras.layers.Layer):
       encoded = encoded * point_mask
     # The layers run on [samples, features] matrices: with no reshape between
     # a matmul and its bias and ReLU, TensorFlow's graph rewriter fuses the
-    # three into one kernel (about a tenth less time per training step).
+    # three into one kernel (benchmarks/RESULTS.md: 4 % off a full step).
     sample_shape = tf.shape(means)[:-1]
     encoded = tf.reshape(encoded, [-1, self.point_features])
     x = encoded

@@ -267,11 +267,10 @@ class RegNeRF(keras.Model):
             stop_grad=m.stop_level_grad)
       means, covs = mip.cast_rays(t_vals, rays["origins"], rays["directions"],
                                   rays["radii"], m.ray_shape)
-      last = level == m.num_levels - 1
+      colour = need_rgb and (coarse_rgb or level == m.num_levels - 1)
       rgb, density = self.mlp(means, covs, rays["viewdirs"],
                               training=randomized, seed=noise_seed, step=step,
-                              density_only=not need_rgb or not (coarse_rgb
-                                                                or last))
+                              density_only=not colour)
       out = rendering.volumetric_rendering(rgb, density, t_vals,
                                            rays["directions"],
                                            m.white_background)
