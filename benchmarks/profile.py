@@ -34,7 +34,7 @@ MATMUL_TYPES = frozenset({
 # Ops that exist only to run other ops (their self time is bookkeeping).
 CONTAINER_TYPES = frozenset({
     "While", "StatelessWhile", "If", "StatelessIf", "PartitionedCall",
-    "StatefulPartitionedCall", "__inference", "Identity"})
+    "StatefulPartitionedCall", "Identity"})
 
 
 def define_flags():
@@ -145,14 +145,10 @@ def table(summary: dict, top: int) -> str:
 def main(argv):
   del argv
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from regnerf_tf import configs  # pylint: disable=import-outside-toplevel
   from benchmarks import speed  # pylint: disable=import-outside-toplevel
-  config = configs.get_preset(FLAGS.preset, **{
-      "model.precision": FLAGS.precision, "train.jit_compile": FLAGS.xla,
-      "train.batch_size": FLAGS.batch_size,
-      "train.patch_batch_size": FLAGS.patch_batch_size,
-      "train.micro_batches": FLAGS.micro_batches})
-  model, batch = speed.training_setup(config)
+  # The speed benchmark's config: this module defines the batch flags it reads.
+  model, batch = speed.training_setup(
+      speed.config_for(FLAGS.preset, FLAGS.precision, FLAGS.xla))
   data = tf.data.Dataset.from_tensors(batch).repeat()
   model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)  # compiles
   tf.profiler.experimental.start(FLAGS.logdir)

@@ -122,7 +122,8 @@ def _random_rays(n: int, seed: int, near: float, far: float):
           "far": np.full((n, 1), far, np.float32)}
 
 
-def _config(preset: str, precision: str, xla: bool):
+def config_for(preset: str, precision: str, xla: bool):
+  """The preset with the benchmark's precision, XLA setting and batch flags."""
   from regnerf_tf import configs  # pylint: disable=import-outside-toplevel
   return configs.get_preset(preset, **{
       "model.precision": precision, "train.jit_compile": xla,
@@ -154,7 +155,7 @@ def measure_training(preset: str, precision: str, xla: bool) -> dict:
   """Median step time of model.fit on a fixed batch, and rendering speed."""
   import keras  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  config = _config(preset, precision, xla)
+  config = config_for(preset, precision, xla)
   near, far = _near_far(config)
   model, batch = training_setup(config)
   times = []
@@ -216,7 +217,7 @@ def measure_mlp_only(preset: str, precision: str, xla: bool) -> dict:
   micro-batch timed, times the number of micro-batches)."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from regnerf_tf import model as model_lib  # pylint: disable=import-outside-toplevel
-  config = _config(preset, precision, xla)
+  config = config_for(preset, precision, xla)
   mlp = model_lib.build_model(config).mlp
   parts = config.train.micro_batches
   groups = [(config.train.batch_size // parts, False)]

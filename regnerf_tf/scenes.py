@@ -16,9 +16,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
+import numpy as np
+
 from regnerf_tf import errors
 from regnerf_tf import synthetic
-from regnerf_tf.datasets import readers, splits
+from regnerf_tf.datasets import image_ops, readers, splits
 
 SYNTHETIC_TRAIN_VIEWS = (2, 6, 10)
 SYNTHETIC_NUM_VIEWS = 14
@@ -164,8 +166,6 @@ def downsample(scene: Scene, factor: int) -> Scene:
                             f"received {factor!r}.")
   if factor == 1:
     return scene
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from regnerf_tf.datasets import image_ops  # pylint: disable=import-outside-toplevel
   scale = np.diag([1.0 / factor, 1.0 / factor, 1.0]).astype(np.float32)
 
   def one(record: dict) -> dict:
