@@ -1,16 +1,26 @@
-"""Quality benchmark, "CPU protocol": methods side by side on one scene.
+"""Quality benchmark: methods side by side on one scene, under a named protocol.
 
-For a scene folder (LLFF or DTU layout) it takes the canonical 3-view split at
-half the reader's resolution (``--downsample``), trains every method with the
-protocol's presets (``<kind>3_cpu*``: the same 6×128 network, 32 + 32 samples,
-optimizer schedule, seed and step budget), records held-out PSNR along the way
-(a PSNR-versus-steps curve on the first ``--curve_views`` test views), then
-evaluates all test views (PSNR, SSIM with data range 1, LPIPS when
-``--lpips_weights`` is given, masked metrics on DTU) and writes
-``results.json`` and ``results.md`` into ``--output/<scene>``::
+For a scene folder (any layout the readers accept: LLFF, DTU, Blender) it takes
+the canonical split with ``--views`` input views (3, 6, 9: the data-efficiency
+curve) at the protocol's resolution, trains every method with the protocol's
+presets (``<kind>3_cpu*``: the same 6×128 network, 32 + 32 samples, optimizer
+schedule, seed and step budget), records held-out PSNR along the way (a
+PSNR-versus-steps curve on the protocol's curve views, every 4th pixel), then
+evaluates all test views at every pixel (PSNR, SSIM with data range 1, LPIPS
+when ``--lpips_weights`` is given, masked metrics on DTU). Run folders go to
+``--output/<protocol>/<scene>/<n>view/<method>``; ``results.json``,
+``results.md`` and the PNG plots go to ``--results/<protocol>/<scene>``::
 
-  python -m benchmarks.quality --scene_dir=../shared/data/llff/fern \\
-      --output=benchmarks/results
+  python -m benchmarks.quality --protocol=long \\
+      --scene_dir=../shared/data/llff/fern --output=/work/runs
+
+Protocols (``--protocol``, see ``PROTOCOLS``):
+  cpu           half resolution, 1200 steps, curve on 3 test views (the first
+                CPU protocol)
+  long          half resolution, 10000 steps, curve on every test view
+  long_quarter  quarter resolution, 4000 steps: the cheaper variant for the
+                ablation and the data-efficiency curve (at a quarter of the
+                pixels 4000 steps are 16000 steps' worth of epochs)
 
 Methods (``--methods``, comma separated):
   mipnerf     the mip-NeRF baseline (``<kind>3_cpu_mipnerf``)
@@ -20,6 +30,8 @@ Methods (``--methods``, comma separated):
               (``<kind>3_cpu_freenerf``)
   combined    RegNeRF's patch regularisers and prior + FreeNeRF's two terms
               (``<kind>3_cpu_combined``)
+  regnerf_noanneal  full RegNeRF without sample-space annealing (ablation)
+  regnerf_nodepth   full RegNeRF without the depth-smoothness term (ablation)
 
 Killed, it resumes: each method trains in its own run folder, the curve is
 saved next to the checkpoint, and finished methods are not run again.
@@ -27,6 +39,7 @@ saved next to the checkpoint, and finished methods are not run again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -42,39 +55,84 @@ from regnerf_tf.cli import eval as eval_cli
 
 FLAGS = flags.FLAGS
 
+# method: (preset, appearance term on, overrides of the preset).
 METHODS = {
-    "mipnerf": ("{kind}3_cpu_mipnerf", False),
-    "regnerf_tv": ("{kind}3_cpu", False),
-    "regnerf": ("{kind}3_cpu", True),
-    "freenerf": ("{kind}3_cpu_freenerf", False),
-    "combined": ("{kind}3_cpu_combined", True),
+    "mipnerf": ("{kind}3_cpu_mipnerf", False, {}),
+    "regnerf_tv": ("{kind}3_cpu", False, {}),
+    "regnerf": ("{kind}3_cpu", True, {}),
+    "freenerf": ("{kind}3_cpu_freenerf", False, {}),
+    "combined": ("{kind}3_cpu_combined", True, {}),
+    "regnerf_noanneal": ("{kind}3_cpu", True, {"reg.anneal_steps": 0}),
+    "regnerf_nodepth": ("{kind}3_cpu", True,
+                        {"reg.depth_tv_weight_start": 0.0,
+                         "reg.depth_tv_weight_end": 0.0}),
 }
+# The ablation of the paper's Table 3, in its order.
+ABLATION = ("regnerf", "regnerf_noanneal", "regnerf_nodepth", "regnerf_tv",
+            "mipnerf")
 LABELS = {
     "mipnerf": "mip-NeRF (baseline)",
     "regnerf_tv": "RegNeRF, no appearance term",
     "regnerf": "RegNeRF (full: + flow prior)",
     "freenerf": "FreeNeRF (frequency + occlusion)",
     "combined": "RegNeRF + FreeNeRF (combined)",
+    "regnerf_noanneal": "RegNeRF without annealing",
+    "regnerf_nodepth": "RegNeRF without depth smoothness",
 }
-# Resolution of the CPU protocol, relative to the reader's (DTU 400×300,
-# LLFF 504×378): half, i.e. 200×150 and 252×189, so that the step budget
-# covers the input views' pixels several times (at full resolution 1200
-# steps of 512 rays do not see fern's three views twice).
-PROTOCOL_DOWNSAMPLE = {"dtu": 2, "llff": 2}
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+  """A named benchmark protocol: resolution, budget and curve.
+
+  Attributes:
+    downsample: resolution as 1/k of the reader's (DTU 400×300, LLFF 504×378).
+    steps: training steps of every method (0: the presets' ``max_steps``).
+    curve_every: steps between curve points.
+    curve_views: test views on the curve (0: all of them).
+  """
+  downsample: int
+  steps: int
+  curve_every: int
+  curve_views: int
+
+
+PROTOCOLS = {
+    "cpu": Protocol(downsample=2, steps=0, curve_every=200, curve_views=3),
+    "long": Protocol(downsample=2, steps=10000, curve_every=500,
+                     curve_views=0),
+    "long_quarter": Protocol(downsample=4, steps=4000, curve_every=250,
+                             curve_views=0),
+}
+# Scene kinds without protocol presets of their own borrow another kind's
+# (network, samples, schedule); the data section follows the scene.
+PRESET_KIND = {"dtu": "dtu", "llff": "llff", "blender": "dtu"}
+KIND_DATA = {"blender": {"data.dataset": "blender", "data.near": 2.0,
+                         "data.far": 6.0}}
 CURVE_FILE = "curve.json"
 CURVE_STRIDE = 4  # curve points use every 4th pixel in each direction
 EVAL_CHUNK = 32768  # rays per rendering chunk in the evaluations
 
 
 def define_flags():
-  flags.DEFINE_string("scene_dir", None, "Scene folder (LLFF or DTU layout).")
-  flags.DEFINE_string("output", "benchmarks/results", "Output root.")
+  flags.DEFINE_string("scene_dir", None, "Scene folder (LLFF, DTU or Blender "
+                      "layout).")
+  flags.DEFINE_enum("protocol", "long", sorted(PROTOCOLS), "Named protocol: "
+                    "resolution, step budget and curve (see PROTOCOLS).")
+  flags.DEFINE_string("output", None, "Root of the run folders (outside the "
+                      "repository; they hold checkpoints and renderings).")
+  flags.DEFINE_string("results", "benchmarks/results", "Root of results.json, "
+                      "results.md and the plots (<results>/<protocol>/<scene>).")
   flags.DEFINE_list("methods", ["mipnerf", "regnerf_tv", "regnerf"],
                     f"Methods, from {sorted(METHODS)}.")
+  flags.DEFINE_list("views", ["3"], "Numbers of input views (canonical "
+                    "splits), e.g. 3,6,9 for the data-efficiency curve.")
   flags.DEFINE_integer("steps", 0, "Training steps of every method; 0: the "
-                       "protocol presets' max_steps.")
-  flags.DEFINE_integer("curve_every", 200, "Steps between curve points.")
-  flags.DEFINE_integer("curve_views", 3, "Test views used for the curve.")
+                       "protocol's.")
+  flags.DEFINE_integer("curve_every", 0, "Steps between curve points; 0: the "
+                       "protocol's.")
+  flags.DEFINE_integer("curve_views", -1, "Test views used for the curve; 0: "
+                       "all; -1: the protocol's.")
   flags.DEFINE_float("appearance_weight", 1e-4,
                      "λ of the appearance term (nats per dimension).")
   flags.DEFINE_string("lpips_weights", None, "LPIPS weights (.npz), optional.")
@@ -82,26 +140,41 @@ def define_flags():
   flags.DEFINE_multi_string("override", [], "section.field=value for every "
                             "method (e.g. train.seed=1).")
   flags.DEFINE_integer("downsample", 0, "Train and evaluate at 1/k of the "
-                       "scene's resolution (box filter); 0: the protocol's "
-                       f"choice per kind {PROTOCOL_DOWNSAMPLE}.")
+                       "scene's resolution (box filter); 0: the protocol's.")
+  flags.DEFINE_boolean("plots", True, "Write the PNG plots (needs "
+                       "matplotlib: pip install 'regnerf-tf[plots]').")
 
 
 def make_config(method: str, kind: str, steps: int, appearance_weight: float,
-                overrides=()):
-  """The config of one method on a scene of ``kind`` ("llff" or "dtu")."""
+                overrides=(), n_views: int = 3):
+  """The config of one method on a scene of ``kind`` with ``n_views`` inputs.
+
+  Every method shares the protocol presets' network, samples, schedule and
+  seed; ``steps`` (0: the preset's) sets the budget of all of them. With 9 or
+  more views annealing is off, as in the release's 9-view configs.
+  """
   if method not in METHODS:
     raise app.UsageError(f"Unknown method {method!r}; choose from "
                          f"{sorted(METHODS)}.")
-  preset, with_prior = METHODS[method]
-  values = dict(configs.parse_override(o) for o in overrides)
+  if kind not in PRESET_KIND:
+    raise app.UsageError(f"No protocol presets for {kind!r} scenes; "
+                         f"supported kinds: {sorted(PRESET_KIND)}.")
+  preset, with_prior, method_values = METHODS[method]
+  preset = preset.format(kind=PRESET_KIND[kind])
+  values = dict(KIND_DATA.get(kind, {}))
+  values["data.n_views"] = n_views
+  if n_views >= 9:
+    values["reg.anneal_steps"] = 0
+  values.update(method_values)
+  values.update(dict(configs.parse_override(o) for o in overrides))
   if steps:
     values["train.max_steps"] = steps
   steps = values.get("train.max_steps") or configs.get_preset(
-      preset.format(kind=kind)).train.max_steps
+      preset).train.max_steps
   values["train.checkpoint_every"] = min(values.get(
       "train.checkpoint_every", 300), steps)
   values["reg.appearance_weight"] = appearance_weight if with_prior else 0.0
-  return configs.get_preset(preset.format(kind=kind), **values)
+  return configs.get_preset(preset, **values)
 
 
 class CurveRecorder(keras.callbacks.Callback):
@@ -140,119 +213,268 @@ def load_curve(workdir: str) -> list[dict]:
     return json.load(f)["points"]
 
 
-def run_method(method: str, scene, root: str, lpips, lpips_status) -> dict:
-  """Trains (or resumes) one method and evaluates it; returns its summary."""
+def run_method(method: str, scene, root: str, lpips, lpips_status,
+               settings: dict) -> dict:
+  """Trains (or resumes) one method in ``root/<method>`` and evaluates it.
+
+  ``settings``: steps, curve_every, curve_views, appearance_weight, overrides.
+  Returns its summary (also kept in ``summary.json``: a finished method is not
+  run again).
+  """
   workdir = os.path.join(root, method)
   done = os.path.join(workdir, "summary.json")
   if os.path.exists(done):
     with open(done) as f:
       return json.load(f)
-  config = make_config(method, scene.kind, FLAGS.steps,
-                       FLAGS.appearance_weight, FLAGS.override)
+  n_views = len(scene.train)
+  config = make_config(method, scene.kind, settings["steps"],
+                       settings["appearance_weight"], settings["overrides"],
+                       n_views=n_views)
   prior = flows.load_default_prior() if config.appearance_enabled else None
-  curve_records = scene.test[:FLAGS.curve_views]
+  curve_records = scene.test[:settings["curve_views"] or None]
   start = time.time()
   model = training.train(
       config, scene.train, workdir, patch_prior=prior, verbose=False,
-      callbacks=[CurveRecorder(workdir, curve_records, FLAGS.curve_every)])
+      callbacks=[CurveRecorder(workdir, curve_records,
+                               settings["curve_every"])])
   train_seconds = time.time() - start
   report = eval_cli.evaluate_run(model, scene.test,
                                  os.path.join(workdir, "eval"), lpips,
                                  lpips_status, chunk=EVAL_CHUNK)
   summary = {"method": method, "label": LABELS[method], "preset": config.name,
+             "n_views": n_views,
+             "train_views": [int(r["view_index"]) for r in scene.train],
              "steps": training.current_step(model),
              "appearance_weight": config.reg.appearance_weight,
              "train_seconds_last_session": round(train_seconds, 1),
+             "curve_views": len(curve_records),
              "curve": load_curve(workdir), "mean": report["mean"]}
   atomic.write_json(done, summary)
   return summary
 
 
-def markdown(scene, results: list[dict], steps: int, curve_views: int) -> str:
-  base = next((r for r in results if r["method"] == "mipnerf"), None)
-  has_mask = any("masked_psnr" in r["mean"] for r in results)
-  has_lpips = any(r["mean"].get("lpips") is not None for r in results)
-  head = ["method", "preset", "PSNR", "Δ vs mip-NeRF", "SSIM"]
-  head += ["LPIPS"] if has_lpips else []
-  head += ["masked PSNR", "masked SSIM"] if has_mask else []
-  head += ["best curve PSNR (step)"]
-  first = scene.train[0]
-  size = (" at {1}×{0} pixels".format(*first["image"].shape[:2])
-          if "image" in first else "")
-  lines = [f"Scene `{scene.name}` ({scene.kind}){size}, input views "
-           f"{[int(r['view_index']) for r in scene.train]}, "
-           f"{len(scene.test)} held-out views, {steps} steps per method.", "",
-           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-  for r in results:
-    m = r["mean"]
-    delta = (f"{m['psnr'] - base['mean']['psnr']:+.2f} dB" if base else "")
-    best = max(r["curve"], key=lambda p: p["psnr"]) if r["curve"] else None
-    row = [r["label"], f"`{r['preset']}`", f"{m['psnr']:.2f}", delta,
-           f"{m['ssim']:.3f}"]
-    row += [f"{m['lpips']:.3f}" if m.get("lpips") is not None else "–"] \
-        if has_lpips else []
-    row += [f"{m.get('masked_psnr', float('nan')):.2f}",
-            f"{m.get('masked_ssim', float('nan')):.3f}"] if has_mask else []
-    row += [f"{best['psnr']:.2f} ({best['step']})" if best else "–"]
-    lines.append("| " + " | ".join(row) + " |")
-  steps_all = sorted({p["step"] for r in results for p in r["curve"]})
+def result_row(summary: dict) -> dict:
+  """The machine-readable row of one run: flat means, split, budget, curve."""
+  mean = summary["mean"]
+  row = {"method": summary["method"], "label": summary["label"],
+         "preset": summary["preset"], "n_views": summary["n_views"],
+         "train_views": summary["train_views"], "steps": summary["steps"],
+         "psnr": mean["psnr"], "ssim": mean["ssim"],
+         "lpips": mean.get("lpips")}
+  for key in ("masked_psnr", "masked_ssim"):
+    if key in mean:
+      row[key] = mean[key]
+  row.update({"appearance_weight": summary["appearance_weight"],
+              "curve_views": summary.get("curve_views"),
+              "curve": summary["curve"]})
+  return row
+
+
+def views_to_match(points, target: float) -> float | None:
+  """Input views at which the piecewise-linear PSNR-versus-views curve through
+  ``points`` [(views, psnr), ...] first reaches ``target``; None if it does not
+  within the measured range."""
+  points = sorted(points)
+  if not points:
+    return None
+  if points[0][1] >= target:
+    return float(points[0][0])
+  for (v0, p0), (v1, p1) in zip(points, points[1:]):
+    if p1 >= target > p0:
+      return v0 + (target - p0) / (p1 - p0) * (v1 - v0)
+  return None
+
+
+def _fmt(value, spec: str) -> str:
+  return "–" if value is None else format(value, spec)
+
+
+def markdown(results: dict) -> str:
+  """results.md: the table per view count, the ablation, the data-efficiency
+  figure and the curves."""
+  rows = results["results"]
+  has_mask = any("masked_psnr" in r for r in rows)
+  has_lpips = any(r.get("lpips") is not None for r in rows)
+  width, height = results["resolution"]
+  lines = [f"Scene `{results['scene']}` ({results['kind']}), protocol "
+           f"`{results['protocol']}` at {width}×{height} pixels, "
+           f"{results['test_views']} held-out views (every pixel). "
+           f"LPIPS: {'yes' if has_lpips else results['lpips_status']}", ""]
+
+  def table(selected, reference, ref_name):
+    head = ["method", "views", "steps", "PSNR", f"Δ vs {ref_name}", "SSIM"]
+    head += ["LPIPS"] if has_lpips else []
+    head += ["masked PSNR", "Δ masked", "masked SSIM"] if has_mask else []
+    head += ["best curve PSNR (step)"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in selected:
+      delta = (f"{r['psnr'] - reference['psnr']:+.2f} dB" if reference
+               else "–")
+      best = max(r["curve"], key=lambda p: p["psnr"]) if r["curve"] else None
+      cells = [r["label"], str(r["n_views"]), str(r["steps"]),
+               f"{r['psnr']:.2f}", delta, f"{r['ssim']:.3f}"]
+      cells += [_fmt(r.get("lpips"), ".3f")] if has_lpips else []
+      if has_mask:
+        dm = (f"{r['masked_psnr'] - reference['masked_psnr']:+.2f} dB"
+              if reference and "masked_psnr" in r else "–")
+        cells += [_fmt(r.get("masked_psnr"), ".2f"), dm,
+                  _fmt(r.get("masked_ssim"), ".3f")]
+      cells += [f"{best['psnr']:.2f} ({best['step']})" if best else "–"]
+      out.append("| " + " | ".join(cells) + " |")
+    return out
+
+  by_key = {(r["method"], r["n_views"]): r for r in rows}
+  for n in sorted({r["n_views"] for r in rows}):
+    selected = [r for r in rows if r["n_views"] == n]
+    lines += [f"### {n} input views", ""]
+    lines += table(selected, by_key.get(("mipnerf", n)), "mip-NeRF") + [""]
+  ablation = [by_key[(m, 3)] for m in ABLATION if (m, 3) in by_key]
+  ablated = [m for m in ABLATION[1:-1] if (m, 3) in by_key]
+  if ablated and ("regnerf", 3) in by_key:
+    lines += ["### Ablation (3 views)", ""]
+    lines += table(ablation, by_key[("regnerf", 3)], "full RegNeRF") + [""]
+  efficiency = data_efficiency(rows)
+  if efficiency:
+    lines += ["### Data efficiency", "",
+              "| method | " + " | ".join(f"{n} views" for n in
+                                       efficiency["views"]) + " |",
+              "|---|" + "---|" * len(efficiency["views"])]
+    for method, points in efficiency["psnr"].items():
+      cells = [_fmt(points.get(n), ".2f") for n in efficiency["views"]]
+      lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
+    match = efficiency["mipnerf_views_to_match"]
+    lines += ["", f"mip-NeRF needs "
+              f"{'more than the measured views' if match is None else f'{match:.1f} views'}"
+              f" to match RegNeRF's 3-view PSNR "
+              f"({efficiency['psnr']['regnerf'][3]:.2f} dB)"
+              + ("" if match is None else
+                 f": {100 * (match / 3 - 1):.0f} % more input views "
+                 "(the paper: about 55 % more)") + ".", ""]
+  steps_all = sorted({p["step"] for r in rows for p in r["curve"]})
   if steps_all:
-    lines += ["", "Held-out PSNR (dB) versus training step, first "
-              f"{curve_views} test views (every {CURVE_STRIDE}th pixel):", "",
-              "| step | " + " | ".join(r["method"] for r in results) + " |",
-              "|---|" + "---|" * len(results)]
+    curve_rows = [r for r in rows if r["n_views"] == 3]
+    lines += ["Held-out PSNR (dB) versus training step, 3 input views, "
+              f"{curve_rows[0]['curve_views'] if curve_rows else '?'} test "
+              f"views (every {CURVE_STRIDE}th pixel):", "",
+              "| step | " + " | ".join(r["method"] for r in curve_rows) + " |",
+              "|---|" + "---|" * len(curve_rows)]
     for s in steps_all:
       cells = []
-      for r in results:
+      for r in curve_rows:
         point = next((p for p in r["curve"] if p["step"] == s), None)
         cells.append(f"{point['psnr']:.2f}" if point else "–")
       lines.append(f"| {s} | " + " | ".join(cells) + " |")
   return "\n".join(lines) + "\n"
 
 
+def data_efficiency(rows: list[dict]) -> dict | None:
+  """PSNR per view count for mip-NeRF and RegNeRF, and the interpolated views
+  mip-NeRF needs to match RegNeRF's 3-view PSNR; None below two view counts."""
+  psnr = {m: {r["n_views"]: r["psnr"] for r in rows if r["method"] == m}
+          for m in ("mipnerf", "regnerf")}
+  views = sorted(set(psnr["mipnerf"]) | set(psnr["regnerf"]))
+  if len(psnr["mipnerf"]) < 2 or 3 not in psnr["regnerf"]:
+    return None
+  match = views_to_match(list(psnr["mipnerf"].items()), psnr["regnerf"][3])
+  return {"views": views, "psnr": psnr, "mipnerf_views_to_match": match}
+
+
+def load_scene(scene_dir: str, n_views: int, factor: int):
+  """The canonical ``n_views`` split of any scene folder, at 1/``factor``."""
+  scene = scenes.from_folder(scene_dir, n_views)
+  if scene.kind not in PRESET_KIND:
+    raise app.UsageError(f"No protocol presets for {scene.kind!r} scenes "
+                         f"({scene_dir}); supported kinds: "
+                         f"{sorted(PRESET_KIND)}.")
+  if not scene.test:
+    raise app.UsageError(f"{scene_dir} has no held-out views for the "
+                         f"{n_views}-view split; the benchmark evaluates on "
+                         "them.")
+  return scenes.downsample(scene, factor)
+
+
 def main(argv):
   del argv
   if not FLAGS.scene_dir:
     raise app.UsageError("--scene_dir is required.")
+  if not FLAGS.output:
+    raise app.UsageError("--output is required: a folder outside the "
+                         "repository for the run folders, e.g. /work/runs.")
   unknown = [m for m in FLAGS.methods if m not in METHODS]
   if unknown:
     raise app.UsageError(f"Unknown methods {unknown}; choose from "
                          f"{sorted(METHODS)}.")
-  scene = scenes.from_folder(FLAGS.scene_dir, 3)
-  if scene.kind not in ("llff", "dtu"):
-    raise app.UsageError(f"The CPU protocol has presets for LLFF and DTU "
-                         f"scenes; {FLAGS.scene_dir} is a {scene.kind} scene.")
-  factor = FLAGS.downsample or PROTOCOL_DOWNSAMPLE[scene.kind]
-  scene = scenes.downsample(scene, factor)
-  height, width = scene.train[0]["image"].shape[:2]
-  root = os.path.join(FLAGS.output, scene.name)
+  try:
+    view_counts = [int(v) for v in FLAGS.views]
+  except ValueError:
+    raise app.UsageError(f"--views must be integers, e.g. 3,6,9; received "
+                         f"{FLAGS.views}.") from None
+  protocol = PROTOCOLS[FLAGS.protocol]
+  factor = FLAGS.downsample or protocol.downsample
+  settings = {"steps": FLAGS.steps or protocol.steps,
+              "curve_every": FLAGS.curve_every or protocol.curve_every,
+              "curve_views": (protocol.curve_views if FLAGS.curve_views < 0
+                              else FLAGS.curve_views),
+              "appearance_weight": FLAGS.appearance_weight,
+              "overrides": FLAGS.override}
   lpips, status = eval_cli.load_lpips(FLAGS.lpips_weights, FLAGS.lpips_net)
-  results = []
-  for method in FLAGS.methods:
-    t0 = time.time()
-    print(f"[{scene.name}] {method}: training...",
-          flush=True)
-    summary = run_method(method, scene, root, lpips, status)
-    results.append(summary)
-    print(f"[{scene.name}] {method}: PSNR {summary['mean']['psnr']:.2f} dB "
-          f"({time.time() - t0:.0f} s this session)", flush=True)
-  steps = max(r["steps"] for r in results)
+  summaries, eval_dirs, first = [], {}, None
+  for n_views in view_counts:
+    scene = load_scene(FLAGS.scene_dir, n_views, factor)
+    first = first or scene
+    root = os.path.join(FLAGS.output, FLAGS.protocol, scene.name,
+                        f"{n_views}view")
+    for method in FLAGS.methods:
+      t0 = time.time()
+      print(f"[{scene.name} {n_views} views] {method}: training...",
+            flush=True)
+      summary = run_method(method, scene, root, lpips, status, settings)
+      summaries.append(summary)
+      eval_dirs[(method, n_views)] = os.path.join(root, method, "eval")
+      print(f"[{scene.name} {n_views} views] {method}: PSNR "
+            f"{summary['mean']['psnr']:.2f} dB ({time.time() - t0:.0f} s "
+            "this session)", flush=True)
+  out_dir = os.path.join(FLAGS.results, FLAGS.protocol, first.name)
+  results = merge_results(os.path.join(out_dir, "results.json"), first,
+                          summaries, FLAGS.protocol, factor, status)
+  atomic.write_json(os.path.join(out_dir, "results.json"), results)
+  table = markdown(results)
+  atomic.write_bytes(os.path.join(out_dir, "results.md"), table.encode())
+  print(table)
+  if FLAGS.plots:
+    from benchmarks import plots  # pylint: disable=import-outside-toplevel
+    with_dirs = dict(results, results=[
+        dict(r, eval_dir=eval_dirs.get((r["method"], r["n_views"])))
+        for r in results["results"]])
+    gt = {int(r["view_index"]): r["image"] for r in first.test}
+    for path in plots.write_all(with_dirs, out_dir, gt_images=gt):
+      print("wrote", path)
+  return 0
+
+
+def merge_results(path: str, scene, summaries: list[dict], protocol: str,
+                  factor: int, lpips_status: str) -> dict:
+  """results.json: this invocation's rows over those already in ``path``
+  (rows are keyed by method and view count), in METHODS order."""
   previous = {}
-  path = os.path.join(root, "results.json")
   if os.path.exists(path):
     with open(path) as f:
-      previous = {r["method"]: r for r in json.load(f)["results"]}
-  previous.update({r["method"]: r for r in results})
-  ordered = [previous[m] for m in METHODS if m in previous]
-  atomic.write_json(path, {"scene": scene.name, "kind": scene.kind,
-                           "steps": steps, "lpips_status": status,
-                           "downsample": factor,
-                           "resolution": [width, height],
-                           "results": ordered})
-  table = markdown(scene, ordered, steps, FLAGS.curve_views)
-  atomic.write_bytes(os.path.join(root, "results.md"), table.encode())
-  print(table)
-  return 0
+      previous = {(r["method"], r["n_views"]): r
+                  for r in json.load(f)["results"]}
+  previous.update({(s["method"], s["n_views"]): result_row(s)
+                   for s in summaries})
+  order = list(METHODS)
+  rows = sorted(previous.values(),
+                key=lambda r: (r["n_views"], order.index(r["method"])))
+  height, width = scene.train[0]["image"].shape[:2]
+  efficiency = data_efficiency(rows)
+  return {"scene": scene.name, "kind": scene.kind, "protocol": protocol,
+          "protocol_settings": dataclasses.asdict(PROTOCOLS[protocol]),
+          "downsample": factor, "resolution": [width, height],
+          "test_views": len(scene.test), "lpips_status": lpips_status,
+          "mipnerf_views_to_match_regnerf_3view": (
+              efficiency["mipnerf_views_to_match"] if efficiency else None),
+          "results": rows}
 
 
 def run():

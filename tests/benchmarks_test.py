@@ -74,19 +74,125 @@ def test_curve_psnr_at_stride_one_is_the_full_image_psnr():
   assert np.isfinite(coarse) and coarse != pytest.approx(expected, abs=1e-6)
 
 
+def _row(method, n_views, psnr, curve=(), masked=None):
+  row = {"method": method, "label": quality.LABELS[method], "preset": "p",
+         "n_views": n_views, "train_views": list(range(n_views)),
+         "steps": 20, "psnr": psnr, "ssim": psnr / 40, "lpips": None,
+         "curve_views": 3,
+         "curve": [{"step": s, "psnr": v} for s, v in curve]}
+  if masked is not None:
+    row.update(masked_psnr=masked, masked_ssim=0.5)
+  return row
+
+
+def _results(rows):
+  return {"scene": "fern", "kind": "llff", "protocol": "long",
+          "resolution": [252, 189], "test_views": 3,
+          "lpips_status": "LPIPS unavailable", "results": rows}
+
+
 def test_results_table_reports_the_gain_over_the_baseline():
-  scene = scenes.Scene("fern", "llff", [{"view_index": 1}], [{}, {}, {}])
-  results = [
-      {"method": "mipnerf", "label": "base", "preset": "a",
-       "mean": {"psnr": 15.0, "ssim": 0.4},
-       "curve": [{"step": 10, "psnr": 14.0}, {"step": 20, "psnr": 15.5}]},
-      {"method": "regnerf", "label": "full", "preset": "b",
-       "mean": {"psnr": 17.5, "ssim": 0.5},
-       "curve": [{"step": 10, "psnr": 16.0}]},
-  ]
-  table = quality.markdown(scene, results, 20, 3)
-  assert "| full | `b` | 17.50 | +2.50 dB | 0.500 | 16.00 (10) |" in table
+  table = quality.markdown(_results([
+      _row("mipnerf", 3, 15.0, [(10, 14.0), (20, 15.5)]),
+      _row("regnerf", 3, 17.5, [(10, 16.0)])]))
+  assert ("| RegNeRF (full: + flow prior) | 3 | 20 | 17.50 | +2.50 dB | "
+          "0.438 | 16.00 (10) |") in table
   assert "| 20 | 15.50 | – |" in table
+  assert "Ablation" not in table and "Data efficiency" not in table
+
+
+def test_ablation_table_is_relative_to_full_regnerf():
+  table = quality.markdown(_results([
+      _row("mipnerf", 3, 15.0, masked=12.0),
+      _row("regnerf", 3, 18.0, masked=16.0),
+      _row("regnerf_noanneal", 3, 17.25, masked=15.0)]))
+  part = table.split("### Ablation (3 views)")[1]
+  assert "| RegNeRF without annealing | 3 | 20 | 17.25 | -0.75 dB |" in part
+  assert "| 15.00 | -1.00 dB |" in part  # masked Δ
+  assert "| mip-NeRF (baseline) | 3 | 20 | 15.00 | -3.00 dB |" in part
+
+
+@pytest.mark.parametrize("points,target,expected", [
+    ([(3, 15.0), (6, 18.0), (9, 20.0)], 19.0, 7.5),
+    ([(9, 20.0), (3, 15.0), (6, 18.0)], 16.0, 4.0),  # order does not matter
+    ([(3, 15.0), (6, 18.0)], 15.0, 3.0),
+    ([(3, 15.0), (6, 18.0)], 14.0, 3.0),
+    ([(3, 15.0), (6, 18.0)], 18.5, None),
+    ([(3, 15.0), (6, 14.0), (9, 17.0)], 16.0, 8.0),  # the first crossing
+])
+def test_views_to_match_interpolates_linearly(points, target, expected):
+  got = quality.views_to_match(points, target)
+  assert got == (None if expected is None else pytest.approx(expected))
+
+
+def test_data_efficiency_needs_two_view_counts():
+  rows = [_row("mipnerf", 3, 15.0), _row("regnerf", 3, 18.0)]
+  assert quality.data_efficiency(rows) is None
+  rows += [_row("mipnerf", 6, 17.0), _row("mipnerf", 9, 19.0)]
+  eff = quality.data_efficiency(rows)
+  assert eff["views"] == [3, 6, 9]
+  assert eff["mipnerf_views_to_match"] == pytest.approx(7.5)
+  table = quality.markdown(_results(rows))
+  assert "mip-NeRF needs 7.5 views" in table and "150 % more" in table
+
+
+def test_merge_results_keeps_earlier_rows_and_flattens_means(tmp_path):
+  scene = scenes.Scene("fern", "llff",
+                       [{"view_index": 1, "image": np.zeros((4, 6, 3))}],
+                       [{}, {}])
+  def summary(method, n, psnr):
+    return {"method": method, "label": method, "preset": "p", "n_views": n,
+            "train_views": list(range(n)), "steps": 5,
+            "appearance_weight": 0.0, "curve_views": 2, "curve": [],
+            "mean": {"psnr": psnr, "ssim": 0.3, "masked_psnr": psnr - 1,
+                     "masked_ssim": 0.2}}
+  path = str(tmp_path / "results.json")
+  first = quality.merge_results(path, scene, [summary("regnerf", 3, 18.0)],
+                                "long", 2, "no lpips")
+  quality.atomic.write_json(path, first)
+  merged = quality.merge_results(
+      path, scene, [summary("mipnerf", 3, 15.0), summary("mipnerf", 6, 19.0)],
+      "long", 2, "no lpips")
+  assert [(r["method"], r["n_views"]) for r in merged["results"]] == [
+      ("mipnerf", 3), ("regnerf", 3), ("mipnerf", 6)]
+  row = merged["results"][1]
+  assert (row["psnr"], row["masked_psnr"], row["lpips"]) == (18.0, 17.0, None)
+  assert merged["resolution"] == [6, 4] and merged["test_views"] == 2
+  assert merged["mipnerf_views_to_match_regnerf_3view"] == pytest.approx(
+      3 + 3 * 3 / 4)
+
+
+def test_ablation_configs_switch_off_one_component_each():
+  full = quality.make_config("regnerf", "dtu", 100, 1e-4)
+  noanneal = quality.make_config("regnerf_noanneal", "dtu", 100, 1e-4)
+  nodepth = quality.make_config("regnerf_nodepth", "dtu", 100, 1e-4)
+  assert full.reg.anneal_steps > 0 and noanneal.reg.anneal_steps == 0
+  assert not nodepth.depth_tv_enabled and full.depth_tv_enabled
+  for cfg in (noanneal, nodepth):
+    assert cfg.reg.appearance_weight == 1e-4
+    assert cfg.model == full.model and cfg.train == full.train
+  assert noanneal.reg.depth_tv_weight_end == full.reg.depth_tv_weight_end
+  assert nodepth.reg.anneal_steps == full.reg.anneal_steps
+
+
+def test_view_counts_and_blender_scenes_get_their_data_settings():
+  nine = quality.make_config("regnerf", "llff", 100, 1e-4, n_views=9)
+  assert nine.data.n_views == 9 and nine.reg.anneal_steps == 0
+  six = quality.make_config("regnerf", "llff", 100, 1e-4, n_views=6)
+  assert six.reg.anneal_steps > 0
+  lego = quality.make_config("mipnerf", "blender", 100, 1e-4)
+  assert (lego.data.dataset, lego.data.ndc) == ("blender", False)
+  assert lego.model == quality.make_config("mipnerf", "dtu", 100, 1e-4).model
+  with pytest.raises(quality.app.UsageError, match="supported kinds"):
+    quality.make_config("mipnerf", "tanks", 100, 1e-4)
+
+
+def test_protocols_share_one_network_and_differ_in_budget():
+  assert quality.PROTOCOLS["long"].steps > 5 * configs.get_preset(
+      "llff3_cpu").train.max_steps
+  assert quality.PROTOCOLS["long_quarter"].downsample == \
+      2 * quality.PROTOCOLS["long"].downsample
+  assert quality.PROTOCOLS["long"].curve_views == 0  # every test view
 
 
 def test_profile_op_types_come_from_tensorflow_op_events():
