@@ -52,6 +52,7 @@ import keras
 
 from regnerf_tf import atomic, configs, flows, scenes, training
 from regnerf_tf.cli import eval as eval_cli
+from benchmarks import plots
 
 FLAGS = flags.FLAGS
 
@@ -270,19 +271,8 @@ def result_row(summary: dict) -> dict:
   return row
 
 
-def views_to_match(points, target: float) -> float | None:
-  """Input views at which the piecewise-linear PSNR-versus-views curve through
-  ``points`` [(views, psnr), ...] first reaches ``target``; None if it does not
-  within the measured range."""
-  points = sorted(points)
-  if not points:
-    return None
-  if points[0][1] >= target:
-    return float(points[0][0])
-  for (v0, p0), (v1, p1) in zip(points, points[1:]):
-    if p1 >= target > p0:
-      return v0 + (target - p0) / (p1 - p0) * (v1 - v0)
-  return None
+# The interpolated views to match a PSNR (pure Python; shared with the plots).
+views_to_match = plots.views_to_match
 
 
 def _fmt(value, spec: str) -> str:
@@ -442,7 +432,6 @@ def main(argv):
   atomic.write_bytes(os.path.join(out_dir, "results.md"), table.encode())
   print(table)
   if FLAGS.plots:
-    from benchmarks import plots  # pylint: disable=import-outside-toplevel
     with_dirs = dict(results, results=[
         dict(r, eval_dir=eval_dirs.get((r["method"], r["n_views"])))
         for r in results["results"]])

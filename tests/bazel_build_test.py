@@ -24,7 +24,7 @@ THIRD_PARTY = {
     "tensorflow_datasets": "tensorflow-datasets",
     "tensorflow_probability": "tensorflow-probability", "tf_keras": "tf-keras",
     "etils": "etils", "imageio_ffmpeg": "imageio-ffmpeg",
-    "hypothesis": "hypothesis",
+    "hypothesis": "hypothesis", "matplotlib": "matplotlib",
 }
 HEADER = '''\
 # Bazel targets (rules_python, bzlmod): one py_library per module, one py_test
