@@ -49,53 +49,44 @@ def _png(path) -> np.ndarray:
   return image
 
 
-@pytest.fixture
-def texts(monkeypatch):
-  """The text (titles, labels, annotations) of every figure _save receives."""
+def _record(monkeypatch, extract) -> list:
+  """``extract(fig)`` of every figure plots._save receives, in order."""
   captured = []
   save = plots._save  # pylint: disable=protected-access
 
   def recording_save(fig, path, **kwargs):
-    captured.append([t.get_text() for t in fig.findobj(matplotlib.text.Text)
-                     if t.get_visible() and t.get_text()])
+    captured.append(extract(fig))
     return save(fig, path, **kwargs)
 
   monkeypatch.setattr(plots, "_save", recording_save)
   return captured
+
+
+@pytest.fixture
+def texts(monkeypatch):
+  """The text (titles, labels, annotations) of every figure _save receives."""
+  return _record(monkeypatch, lambda fig: [
+      t.get_text() for t in fig.findobj(matplotlib.text.Text)
+      if t.get_visible() and t.get_text()])
 
 
 @pytest.fixture
 def lines(monkeypatch):
   """The data of every line of every figure _save receives."""
-  captured = []
-  save = plots._save  # pylint: disable=protected-access
-
-  def recording_save(fig, path, **kwargs):
-    captured.append([(list(map(float, line.get_xdata())),
-                      list(map(float, line.get_ydata())))
-                     for ax in fig.axes for line in ax.get_lines()])
-    return save(fig, path, **kwargs)
-
-  monkeypatch.setattr(plots, "_save", recording_save)
-  return captured
+  return _record(monkeypatch, lambda fig: [
+      (list(map(float, line.get_xdata())), list(map(float, line.get_ydata())))
+      for ax in fig.axes for line in ax.get_lines()])
 
 
 @pytest.fixture
 def yticks(monkeypatch):
   """(label, height on the image in pixels from the bottom) of the y tick
   labels of every figure _save receives."""
-  captured = []
-  save = plots._save  # pylint: disable=protected-access
-
-  def recording_save(fig, path, **kwargs):
-    captured.append([(tick.label1.get_text(),
-                      float(ax.transData.transform((0, tick.get_loc()))[1]))
-                     for ax in fig.axes for tick in ax.yaxis.get_major_ticks()
-                     if tick.label1.get_text()])
-    return save(fig, path, **kwargs)
-
-  monkeypatch.setattr(plots, "_save", recording_save)
-  return captured
+  return _record(monkeypatch, lambda fig: [
+      (tick.label1.get_text(),
+       float(ax.transData.transform((0, tick.get_loc()))[1]))
+      for ax in fig.axes for tick in ax.yaxis.get_major_ticks()
+      if tick.label1.get_text()])
 
 
 # views_to_match -------------------------------------------------------------
