@@ -383,6 +383,11 @@ def load_scene(scene_dir: str, n_views: int, factor: int):
   return scenes.downsample(scene, factor)
 
 
+def run_root(output: str, protocol: str, scene_name: str, n_views: int) -> str:
+  """The folder holding one scene's method run folders for ``n_views``."""
+  return os.path.join(output, protocol, scene_name, f"{n_views}view")
+
+
 def main(argv):
   del argv
   if not FLAGS.scene_dir:
@@ -408,19 +413,17 @@ def main(argv):
               "appearance_weight": FLAGS.appearance_weight,
               "overrides": FLAGS.override}
   lpips, status = eval_cli.load_lpips(FLAGS.lpips_weights, FLAGS.lpips_net)
-  summaries, eval_dirs, first = [], {}, None
+  summaries, first = [], None
   for n_views in view_counts:
     scene = load_scene(FLAGS.scene_dir, n_views, factor)
     first = first or scene
-    root = os.path.join(FLAGS.output, FLAGS.protocol, scene.name,
-                        f"{n_views}view")
+    root = run_root(FLAGS.output, FLAGS.protocol, scene.name, n_views)
     for method in FLAGS.methods:
       t0 = time.time()
       print(f"[{scene.name} {n_views} views] {method}: training...",
             flush=True)
       summary = run_method(method, scene, root, lpips, status, settings)
       summaries.append(summary)
-      eval_dirs[(method, n_views)] = os.path.join(root, method, "eval")
       print(f"[{scene.name} {n_views} views] {method}: PSNR "
             f"{summary['mean']['psnr']:.2f} dB ({time.time() - t0:.0f} s "
             "this session)", flush=True)
@@ -432,8 +435,12 @@ def main(argv):
   atomic.write_bytes(os.path.join(out_dir, "results.md"), table.encode())
   print(table)
   if FLAGS.plots:
+    # Every row's renderings, also those of methods run by earlier
+    # invocations into the same --output.
     with_dirs = dict(results, results=[
-        dict(r, eval_dir=eval_dirs.get((r["method"], r["n_views"])))
+        dict(r, eval_dir=os.path.join(
+            run_root(FLAGS.output, FLAGS.protocol, first.name, r["n_views"]),
+            r["method"], "eval"))
         for r in results["results"]])
     gt = {int(r["view_index"]): r["image"] for r in first.test}
     for path in plots.write_all(with_dirs, out_dir, gt_images=gt):

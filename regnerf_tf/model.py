@@ -70,6 +70,23 @@ def check_rays(rays: dict[str, Any], name: str = "rays") -> None:
                        f"received {shape}.")
 
 
+MIN_RENDER_BUCKET = 1024
+
+
+def padded_chunk(n: int, chunk: int, min_bucket: int = MIN_RENDER_BUCKET) -> int:
+  """The size a piece of ``n`` ≤ ``chunk`` rays is padded to for rendering.
+
+  ``chunk`` halved while the half still holds ``n`` rays and is at least
+  ``min_bucket``: a short piece (the last one of an image, or a subsampled
+  view) costs at most twice its rays (or ``min_bucket``) instead of a whole
+  chunk, and at most log2(chunk / min_bucket) + 1 shapes are ever traced.
+  """
+  size = chunk
+  while size // 2 >= max(n, min_bucket):
+    size //= 2
+  return size
+
+
 def _replica_info() -> tuple[tf.Tensor, int]:
   ctx = tf.distribute.get_replica_context()
   if ctx is None:  # cross-replica context (should not happen in a step)
@@ -308,8 +325,9 @@ class RegNeRF(keras.Model):
     for start in range(0, total, chunk):
       part = {k: v[start:start + chunk] for k, v in flat.items()}
       n = int(part["origins"].shape[0])
-      if n < chunk:  # pad the last chunk so one traced shape serves all
-        part = {k: tf.concat([v, tf.repeat(v[-1:], chunk - n, 0)], 0)
+      size = padded_chunk(n, chunk)
+      if n < size:  # pad a short last chunk to its bucket (few traced shapes)
+        part = {k: tf.concat([v, tf.repeat(v[-1:], size - n, 0)], 0)
                 for k, v in part.items()}
       out = self._render_fn(part)
       for k in pieces:

@@ -280,3 +280,26 @@ def test_mlp_keeps_the_leading_shape_of_its_samples():
   np.testing.assert_allclose(rgb1.numpy(), rgb[1:, 2:].numpy(), atol=1e-6)
   np.testing.assert_allclose(density1.numpy(), density[1:, 2:].numpy(),
                              atol=1e-6)
+
+
+@pytest.mark.parametrize("n,chunk,expected", [
+    (469, 32768, 1024),      # a curve view at stride 4: one bucket, not a chunk
+    (1024, 32768, 1024), (1025, 32768, 2048), (20000, 32768, 32768),
+    (32768, 32768, 32768), (10, 16, 16), (3000, 4096, 4096)])
+def test_short_pieces_are_padded_to_the_smallest_bucket(n, chunk, expected):
+  assert model_lib.padded_chunk(n, chunk) == expected
+
+
+def test_chunked_rendering_pads_short_pieces_to_a_bucket(monkeypatch):
+  model = model_lib.RegNeRF(tiny_config())
+  rays = make_rays(50, 9)
+  full = model.render_chunked(rays, chunk=64)
+  seen = []
+  fn = model._render_fn
+  object.__setattr__(model, "_compiled_render",
+                     lambda part: seen.append(int(part["origins"].shape[0]))
+                     or fn(part))
+  small = model.render_chunked(rays, chunk=4096)  # 50 rays: one short piece
+  assert seen == [model_lib.padded_chunk(50, 4096)] == [1024]
+  for k in ("rgb", "depth", "acc"):
+    np.testing.assert_allclose(small[k].numpy(), full[k].numpy(), atol=1e-6)
