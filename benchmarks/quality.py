@@ -395,6 +395,8 @@ def main(argv):
   if not FLAGS.output:
     raise app.UsageError("--output is required: a folder outside the "
                          "repository for the run folders, e.g. /work/runs.")
+  if not FLAGS.methods:
+    raise app.UsageError(f"--methods is empty; choose from {sorted(METHODS)}.")
   unknown = [m for m in FLAGS.methods if m not in METHODS]
   if unknown:
     raise app.UsageError(f"Unknown methods {unknown}; choose from "
@@ -413,7 +415,7 @@ def main(argv):
               "appearance_weight": FLAGS.appearance_weight,
               "overrides": FLAGS.override}
   lpips, status = eval_cli.load_lpips(FLAGS.lpips_weights, FLAGS.lpips_net)
-  summaries, first = [], None
+  first = None
   for n_views in view_counts:
     scene = load_scene(FLAGS.scene_dir, n_views, factor)
     first = first or scene
@@ -423,29 +425,49 @@ def main(argv):
       print(f"[{scene.name} {n_views} views] {method}: training...",
             flush=True)
       summary = run_method(method, scene, root, lpips, status, settings)
-      summaries.append(summary)
       print(f"[{scene.name} {n_views} views] {method}: PSNR "
             f"{summary['mean']['psnr']:.2f} dB ({time.time() - t0:.0f} s "
             "this session)", flush=True)
-  out_dir = os.path.join(FLAGS.results, FLAGS.protocol, first.name)
-  results = merge_results(os.path.join(out_dir, "results.json"), first,
-                          summaries, FLAGS.protocol, factor, status)
+      # Results and plots after every method: a long invocation that is
+      # stopped keeps what it finished.
+      table, _ = publish(first, summary, results_dir=FLAGS.results,
+                         output=FLAGS.output, protocol=FLAGS.protocol,
+                         factor=factor, lpips_status=status,
+                         with_plots=FLAGS.plots)
+  print(table)
+  return 0
+
+
+def publish(scene, summary: dict, *, results_dir: str, output: str,
+            protocol: str, factor: int, lpips_status: str,
+            with_plots: bool = True) -> tuple[str, list[str]]:
+  """Merges one finished method into ``results.json`` and rewrites
+  ``results.md`` and the plots under ``<results_dir>/<protocol>/<scene>``.
+
+  The contact sheet reads every row's renderings from its run folder under
+  ``output``, also those of methods run by earlier invocations.
+
+  Returns:
+    the markdown table and the plots written.
+  """
+  out_dir = os.path.join(results_dir, protocol, scene.name)
+  results = merge_results(os.path.join(out_dir, "results.json"), scene,
+                          [summary], protocol, factor, lpips_status)
   atomic.write_json(os.path.join(out_dir, "results.json"), results)
   table = markdown(results)
   atomic.write_bytes(os.path.join(out_dir, "results.md"), table.encode())
-  print(table)
-  if FLAGS.plots:
-    # Every row's renderings, also those of methods run by earlier
-    # invocations into the same --output.
+  written = []
+  if with_plots:
     with_dirs = dict(results, results=[
         dict(r, eval_dir=os.path.join(
-            run_root(FLAGS.output, FLAGS.protocol, first.name, r["n_views"]),
+            run_root(output, protocol, scene.name, r["n_views"]),
             r["method"], "eval"))
         for r in results["results"]])
-    gt = {int(r["view_index"]): r["image"] for r in first.test}
-    for path in plots.write_all(with_dirs, out_dir, gt_images=gt):
-      print("wrote", path)
-  return 0
+    gt = {int(r["view_index"]): r["image"] for r in scene.test}
+    written = plots.write_all(with_dirs, out_dir, gt_images=gt)
+    for path in written:
+      print("wrote", path, flush=True)
+  return table, written
 
 
 def merge_results(path: str, scene, summaries: list[dict], protocol: str,

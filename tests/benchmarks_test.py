@@ -162,6 +162,45 @@ def test_merge_results_keeps_earlier_rows_and_flattens_means(tmp_path):
       3 + 3 * 3 / 4)
 
 
+def test_publish_after_each_method_merges_runs_of_separate_invocations(
+    tmp_path, monkeypatch):
+  """Two invocations, one method each: results.json holds both rows and the
+  contact sheet shows both methods' renderings, read from their run folders."""
+  import imageio.v3 as iio
+  gt = np.full((4, 6, 3), 200, np.uint8)
+  scene = scenes.Scene("fern", "llff",
+                       [{"view_index": 1, "image": gt}],
+                       [{"view_index": 0, "image": gt}])
+  output, results_dir = str(tmp_path / "runs"), str(tmp_path / "results")
+  for method in ("mipnerf", "regnerf"):
+    folder = tmp_path / "runs" / "long" / "fern" / "3view" / method / "eval"
+    folder.mkdir(parents=True)
+    iio.imwrite(folder / "000_rgb.png", gt)
+    iio.imwrite(folder / "000_depth.png", gt[..., 0])
+  sheets = []
+  real_sheet = quality.plots.contact_sheet
+  monkeypatch.setattr(quality.plots, "contact_sheet",
+                      lambda *a, methods, **k: sheets.append(list(methods))
+                      or real_sheet(*a, methods=methods, **k))
+  def summary(method, psnr):
+    return {"method": method, "label": quality.LABELS[method], "preset": "p",
+            "n_views": 3, "train_views": [1], "steps": 5,
+            "appearance_weight": 0.0, "curve_views": 1,
+            "curve": [{"step": 5, "psnr": psnr}],
+            "mean": {"psnr": psnr, "ssim": 0.3}}
+  kwargs = dict(results_dir=results_dir, output=output, protocol="long",
+                factor=2, lpips_status="no lpips")
+  _, first = quality.publish(scene, summary("mipnerf", 15.0), **kwargs)
+  table, second = quality.publish(scene, summary("regnerf", 17.0), **kwargs)
+  out = tmp_path / "results" / "long" / "fern"
+  rows = quality.json.loads((out / "results.json").read_text())["results"]
+  assert [(r["method"], r["psnr"]) for r in rows] == [("mipnerf", 15.0),
+                                                      ("regnerf", 17.0)]
+  assert "+2.00 dB" in table and (out / "results.md").read_text() == table
+  assert str(out / "contact_sheet.png") in first + second
+  assert sheets == [["mipnerf"], ["mipnerf", "regnerf"]]
+
+
 def test_ablation_configs_switch_off_one_component_each():
   full = quality.make_config("regnerf", "dtu", 100, 1e-4)
   noanneal = quality.make_config("regnerf_noanneal", "dtu", 100, 1e-4)
