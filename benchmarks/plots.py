@@ -24,9 +24,10 @@ import numpy as np
 
 from regnerf_tf import atomic
 
-# The ablation of the paper's Table 3, in its order (as benchmarks.quality).
+# The ablation of the paper's Table 3, in its order, then the baselines: RegNeRF's
+# optimizer without any regulariser, and mip-NeRF (benchmarks.quality uses it).
 ABLATION = ("regnerf", "regnerf_noanneal", "regnerf_nodepth", "regnerf_tv",
-            "mipnerf")
+            "regnerf_noreg", "mipnerf")
 FULL_MODEL = "regnerf"
 BASELINE = "mipnerf"
 DPI = 100

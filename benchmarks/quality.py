@@ -32,6 +32,8 @@ Methods (``--methods``, comma separated):
               (``<kind>3_cpu_combined``)
   regnerf_noanneal  full RegNeRF without sample-space annealing (ablation)
   regnerf_nodepth   full RegNeRF without the depth-smoothness term (ablation)
+  regnerf_noreg     RegNeRF's optimizer (clipping, warm-up) without any
+                    regulariser: mip-NeRF's model with RegNeRF's schedule
 
 Killed, it resumes: each method trains in its own run folder, the curve is
 saved next to the checkpoint, and finished methods are not run again.
@@ -67,10 +69,16 @@ METHODS = {
     "regnerf_nodepth": ("{kind}3_cpu", True,
                         {"reg.depth_tv_weight_start": 0.0,
                          "reg.depth_tv_weight_end": 0.0}),
+    # RegNeRF's optimizer (gradient clipping, learning-rate warm-up) with
+    # every regulariser off: what the schedule alone gives over mip-NeRF.
+    "regnerf_noreg": ("{kind}3_cpu", False,
+                      {"reg.anneal_steps": 0,
+                       "reg.depth_tv_weight_start": 0.0,
+                       "reg.depth_tv_weight_end": 0.0,
+                       "train.patch_batch_size": 0}),
 }
-# The ablation of the paper's Table 3, in its order.
-ABLATION = ("regnerf", "regnerf_noanneal", "regnerf_nodepth", "regnerf_tv",
-            "mipnerf")
+# The ablation of the paper's Table 3, in its order, then the baselines.
+ABLATION = plots.ABLATION
 LABELS = {
     "mipnerf": "mip-NeRF (baseline)",
     "regnerf_tv": "RegNeRF, no appearance term",
@@ -79,6 +87,7 @@ LABELS = {
     "combined": "RegNeRF + FreeNeRF (combined)",
     "regnerf_noanneal": "RegNeRF without annealing",
     "regnerf_nodepth": "RegNeRF without depth smoothness",
+    "regnerf_noreg": "RegNeRF's optimizer, no regulariser",
 }
 
 

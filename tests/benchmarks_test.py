@@ -214,6 +214,28 @@ def test_ablation_configs_switch_off_one_component_each():
   assert nodepth.reg.anneal_steps == full.reg.anneal_steps
 
 
+@pytest.mark.parametrize("kind", ["dtu", "llff"])
+def test_optimizer_only_row_is_mipnerf_with_regnerfs_schedule(kind):
+  """regnerf_noreg differs from mip-NeRF only in the optimizer settings and
+  from full RegNeRF only in the regularisers."""
+  noreg = quality.make_config("regnerf_noreg", kind, 100, 1e-4)
+  base = quality.make_config("mipnerf", kind, 100, 1e-4)
+  full = quality.make_config("regnerf", kind, 100, 1e-4)
+  assert not noreg.uses_patches and not noreg.depth_tv_enabled
+  assert noreg.reg.anneal_steps == 0 and noreg.reg.appearance_weight == 0.0
+  assert noreg.model == base.model == full.model
+  schedule = ("grad_clip_norm", "grad_clip_value", "lr_delay_steps",
+              "lr_delay_mult")
+  for field in schedule:
+    assert getattr(noreg.train, field) == getattr(full.train, field), field
+  assert any(getattr(noreg.train, f) != getattr(base.train, f)
+             for f in schedule)
+  same = ("max_steps", "batch_size", "lr_init", "lr_final", "seed")
+  for field in same:
+    assert getattr(noreg.train, field) == getattr(base.train, field), field
+  assert "regnerf_noreg" in quality.ABLATION
+
+
 def test_view_counts_and_blender_scenes_get_their_data_settings():
   nine = quality.make_config("regnerf", "llff", 100, 1e-4, n_views=9)
   assert nine.data.n_views == 9 and nine.reg.anneal_steps == 0
