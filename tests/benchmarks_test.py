@@ -251,8 +251,10 @@ def test_view_counts_and_blender_scenes_get_their_data_settings():
 def test_protocols_share_one_network_and_differ_in_budget():
   assert quality.PROTOCOLS["long"].steps > 5 * configs.get_preset(
       "llff3_cpu").train.max_steps
-  assert quality.PROTOCOLS["long_quarter"].downsample == \
-      2 * quality.PROTOCOLS["long"].downsample
+  # The cheaper variant differs in the budget only, so its rows compare.
+  long, quarter = quality.PROTOCOLS["long"], quality.PROTOCOLS["long_quarter"]
+  assert quarter.downsample == long.downsample
+  assert quarter.steps < long.steps
   assert quality.PROTOCOLS["long"].curve_views == 0  # every test view
 
 
