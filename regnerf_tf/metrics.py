@@ -14,8 +14,9 @@ Conventions (reference §6.2–6.3):
   exactly 1; masked SSIM / LPIPS composite both images on white with the soft
   mask first.
 * LPIPS ("net-lin", version 0.1) is a small Keras 3 model whose weights are
-  loaded from one local ``.npz`` file (see :meth:`LPIPS.from_weights` and
-  ``regnerf_tf/lpips_convert.py``). Without weights LPIPS is reported as
+  loaded from one local ``.npz`` file (see :meth:`LPIPS.from_weights`;
+  ``regnerf-lpips-weights``, :mod:`regnerf_tf.lpips_weights`, writes the real
+  AlexNet and VGG weights). Without weights LPIPS is reported as
   unavailable (``None`` plus a status string), never silently NaN.
 * The paper's "average" error is computed per image and then averaged
   (pitfall P16).
@@ -395,7 +396,7 @@ class LPIPS:
 
     Args:
       path: file written by :func:`save_weights_npz` or
-        ``python -m regnerf_tf.lpips_convert``.
+        ``regnerf-lpips-weights`` (:mod:`regnerf_tf.lpips_weights`).
       net: "alex" or "vgg"; must match the file's ``net`` entry.
 
     Returns:
@@ -408,10 +409,8 @@ class LPIPS:
     path = os.fspath(path)
     if not os.path.isfile(path):
       raise errors.MissingFileError(
-          f"LPIPS unavailable: weights not found at {path}. Produce them once "
-          f"on a machine with PyTorch, the `lpips` pip package and "
-          f"torchvision's pretrained {net} weights: `python -m "
-          f"regnerf_tf.lpips_convert --net={net} --output={path}`.")
+          f"LPIPS unavailable: weights not found at {path}. Write them with "
+          f"`regnerf-lpips-weights` (see regnerf_tf/lpips_weights.py).")
     with np.load(path, allow_pickle=False) as data:
       weights = {name: data[name] for name in data.files}
     if "net" not in weights:

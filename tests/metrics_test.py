@@ -209,7 +209,7 @@ def test_lpips_missing_file_message(tmp_path):
     metrics.LPIPS.from_weights(path, "vgg")
   msg = str(e.value)
   assert f"LPIPS unavailable: weights not found at {path}" in msg
-  assert "regnerf_tf.lpips_convert" in msg
+  assert "regnerf-lpips-weights" in msg
 
 
 def test_lpips_bad_arrays_are_named(tmp_path):

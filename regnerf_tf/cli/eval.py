@@ -31,7 +31,9 @@ def define_flags():
   flags.DEFINE_string("workdir", None, "Run folder written by regnerf-train.")
   common.define_scene_flags()
   flags.DEFINE_string("output_dir", None, "Default: <workdir>/eval.")
-  flags.DEFINE_string("lpips_weights", None, "Local LPIPS weights file.")
+  flags.DEFINE_string("lpips_weights", None, "Local LPIPS weights file "
+                      "(default: the one regnerf-lpips-weights wrote, when "
+                      "present).")
   flags.DEFINE_enum("lpips_net", "vgg", ["alex", "vgg"], "LPIPS backbone.")
   flags.DEFINE_bool("ssim_release", False, "SSIM with data range 2, as the "
                     "official evaluation computes it (inflates scores).")
@@ -96,11 +98,17 @@ def evaluate_run(model, records, output_dir: str, lpips=None,
 
 
 def load_lpips(path: str | None, net: str):
-  """(LPIPS model or None, status string)."""
-  from regnerf_tf import metrics  # pylint: disable=import-outside-toplevel
+  """(LPIPS model or None, status string).
+
+  Without ``path`` the weights written by ``regnerf-lpips-weights`` are used
+  when they are in the cache folder (``regnerf_tf.lpips_weights``).
+  """
+  from regnerf_tf import metrics, lpips_weights  # pylint: disable=import-outside-toplevel
   if not path:
-    return None, ("LPIPS unavailable: no weights given (--lpips_weights); see "
-                  "regnerf_tf/lpips_convert.py to make them.")
+    path = lpips_weights.default_path(net)
+    if not os.path.isfile(path):
+      return None, (f"LPIPS unavailable: no {net} weights at {path}. "
+                    + lpips_weights.HOW_TO_GET)
   try:
     return metrics.LPIPS.from_weights(path, net), "ok"
   except FileNotFoundError as e:
