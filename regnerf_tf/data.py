@@ -363,6 +363,68 @@ def make_train_dataset(source: tf.data.Dataset | Iterable[Mapping[str, Any]],
   return dataset
 
 
+def training_stream(source: tf.data.Dataset | Iterable[Mapping[str, Any]],
+                    config, *,
+                    cameras: tf.data.Dataset | Iterable[Mapping[str, Any]]
+                    | None = None,
+                    start_step: int = 0, num_replicas: int = 1,
+                    endless: bool = False) -> tf.data.Dataset:
+  """The batches ``RegNeRF.fit`` trains on, as ``config`` says.
+
+  Turns a scene's training views (a TFDS split such as
+  ``tfds.load('dtu_sparse/3view', split='scan114_train')``, or records from
+  ``regnerf_tf.scenes``) into the stream of observed-ray batches
+  (``config.train.batch_size`` rays, ``config.train.batching``) zipped with
+  unobserved-view patches (``config.train.patch_batch_size`` rays) whenever
+  the config uses them (depth smoothness or the appearance prior)::
+
+    config = regnerf_tf.configs.get_preset("dtu3")
+    model = regnerf_tf.model.RegNeRF(config)
+    model.compile()                    # Adam with the config's schedule
+    model.fit(regnerf_tf.data.training_stream(train_split, config))
+
+  Batch ``s`` depends only on (``config.train.seed``, ``s``), so the stream is
+  the same on every run.
+
+  Args:
+    source: records of the scene's training views.
+    config: a :class:`regnerf_tf.configs.Config`.
+    cameras: records carrying the scene's cameras for the unobserved-pose
+      bank (each record's ``scene_camtoworlds`` etc.); default ``source``.
+    start_step: index of the first batch (a resumed run starts at its step).
+    num_replicas: replicas the global batch is split across.
+    endless: repeat forever (then ``fit`` needs ``steps_per_epoch``);
+      by default the stream holds the ``config.train.max_steps -
+      start_step`` batches left in the schedule, so one epoch is the run.
+
+  Returns:
+    ``tf.data.Dataset`` of {"rays", "rgb"[, "patch_rays"]} batches.
+  """
+  from regnerf_tf import unobserved  # pylint: disable=import-outside-toplevel
+  t = config.train
+  remaining = t.max_steps - start_step
+  if not endless and remaining < 1:
+    raise errors.InputError(
+        f"start_step {start_step} leaves no batches: the schedule ends at "
+        f"train.max_steps={t.max_steps}. Raise train.max_steps or pass "
+        "endless=True.")
+  records = _as_records(source)
+  views = load_views(records)
+  height, width = views["images"].shape[1:3]
+  dataset = make_train_dataset(
+      records, batch_size=t.batch_size, batching=t.batching, seed=t.seed,
+      num_replicas=num_replicas, prefetch=None, start_step=start_step)
+  if config.uses_patches:
+    patch_ds, _ = unobserved.scene_patch_dataset(
+        scene_cameras(records if cameras is None else cameras),
+        views["kind"], height, width, config, start_step=start_step)
+    dataset = tf.data.Dataset.zip((dataset, patch_ds)).map(
+        lambda batch, patch: {**batch, "patch_rays": patch})
+  if not endless:
+    dataset = dataset.take(remaining)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
 def make_eval_dataset(source: tf.data.Dataset | Iterable[Mapping[str, Any]]
                       ) -> tf.data.Dataset:
   """One element per view: the full image of rays and its targets.

@@ -220,6 +220,52 @@ class RegNeRF(keras.Model):
     return cls(cfg, **{k: v for k, v in config.items()
                        if k in ("name", "trainable", "dtype")})
 
+  def compile(self, optimizer=None, **kwargs):
+    """Keras' ``compile``, with this model's defaults.
+
+    Args:
+      optimizer: default (None): Adam with the config's learning-rate
+        schedule and warm-up (:func:`make_optimizer`). Gradient clipping
+        (``train.grad_clip_*``) is done by :meth:`train_step` whatever the
+        optimizer.
+      **kwargs: passed on; ``jit_compile`` defaults to
+        ``config.train.jit_compile``. The losses are the model's own:
+        ``loss`` must stay None.
+    """
+    if kwargs.get("loss") is not None:
+      raise errors.InputError(
+          "RegNeRF computes its own losses (colour, depth smoothness, "
+          f"appearance) in train_step; received loss={kwargs['loss']!r}. "
+          "Leave loss out and set the terms in the config (reg.*).")
+    if optimizer is None:
+      optimizer = make_optimizer(self.config)
+    kwargs.setdefault("jit_compile", self.config.train.jit_compile)
+    super().compile(optimizer=optimizer, **kwargs)
+
+  def fit(self, x=None, *args, shuffle=False, **kwargs):
+    """Keras' ``fit``; the training stream is ordered by step already (batch
+    ``s`` is a function of the seed and ``s``), so nothing is shuffled."""
+    return super().fit(x, *args, shuffle=shuffle, **kwargs)
+
+  def _check_batch(self, data) -> None:
+    """Refuses (at trace time) a batch that is not a training-stream batch."""
+    if not isinstance(data, dict) or "rays" not in data or "rgb" not in data:
+      found = (sorted(data) if isinstance(data, dict)
+               else type(data).__name__)
+      raise errors.InputError(
+          "RegNeRF.fit trains on ray batches {'rays', 'rgb'[, 'patch_rays']}; "
+          f"received batches with {found}. View records (a TFDS split or "
+          "regnerf_tf.scenes records) become that stream with "
+          "regnerf_tf.data.training_stream(split, config): "
+          "model.fit(regnerf_tf.data.training_stream(split, model.config)).")
+    if self.config.uses_patches and "patch_rays" not in data:
+      raise errors.InputError(
+          "The config uses unobserved-view patches (depth smoothness or the "
+          "appearance prior) but the batches hold no 'patch_rays', so those "
+          "terms would be zero on every step. Build the stream with "
+          "regnerf_tf.data.training_stream(split, config), or switch the "
+          "patch terms off (train.patch_batch_size=0).")
+
   def _maybe_symbolic_build(self, iterator=None, data_batch=None):
     """Builds the optimizer only.
 
@@ -485,6 +531,7 @@ class RegNeRF(keras.Model):
     return grads, terms
 
   def train_step(self, data):
+    self._check_batch(data)
     replica_id, num_replicas = _replica_info()
     step = self.optimizer.iterations + 1
     seed = self._step_seed(step, replica_id)
@@ -566,6 +613,5 @@ def build_model(config: configs_lib.Config, patch_prior=None,
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
     model = RegNeRF(config, patch_prior=patch_prior)
-    model.compile(optimizer=make_optimizer(config),
-                  jit_compile=config.train.jit_compile)
+    model.compile()
   return model

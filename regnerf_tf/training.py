@@ -30,7 +30,6 @@ from regnerf_tf import data as data_lib
 from regnerf_tf import distribute
 from regnerf_tf import losses
 from regnerf_tf import model as model_lib
-from regnerf_tf import unobserved
 
 CHECKPOINT = "checkpoint.npz"
 CONFIG = "config.json"
@@ -207,47 +206,6 @@ class TrainingMonitor(keras.callbacks.Callback):
       self._writer.flush()
 
 
-def _zip_batches(rays_ds, patch_ds):
-  if patch_ds is None:
-    return rays_ds
-  return tf.data.Dataset.zip((rays_ds, patch_ds)).map(
-      lambda batch, patch: {**batch, "patch_rays": patch})
-
-
-def make_datasets(config: configs_lib.Config, train_records: Sequence[dict],
-                  all_records: Sequence[dict] | None = None,
-                  start_step: int = 0, num_replicas: int = 1
-                  ) -> tf.data.Dataset:
-  """Observed-ray batches zipped with unobserved-view patches.
-
-  Args:
-    config: the run's config.
-    train_records: records of the training views.
-    all_records: records carrying the scene's cameras (defaults to
-      ``train_records``; each record has ``scene_camtoworlds`` etc.).
-    start_step: first step of the stream (for a resume).
-    num_replicas: replicas the global batch is split across.
-
-  Returns:
-    dataset of {"rays", "rgb"[, "patch_rays"]} batches.
-  """
-  t = config.train
-  views = data_lib.load_views(train_records)
-  kind = views["kind"]
-  height, width = views["images"].shape[1:3]
-  rays_ds = data_lib.make_train_dataset(
-      train_records, batch_size=t.batch_size, batching=t.batching,
-      seed=t.seed, num_replicas=num_replicas, prefetch=None,
-      start_step=start_step)
-  patch_ds = None
-  if config.uses_patches:
-    cameras = data_lib.scene_cameras(all_records or train_records)
-    patch_ds, _ = unobserved.scene_patch_dataset(
-        cameras, kind, height, width, config, start_step=start_step)
-  dataset = _zip_batches(rays_ds, patch_ds)
-  return dataset.prefetch(tf.data.AUTOTUNE)
-
-
 def train(config: configs_lib.Config, train_records: Sequence[dict],
           workdir: str | None = None, *,
           all_records: Sequence[dict] | None = None,
@@ -311,8 +269,9 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
     if final and not os.path.exists(final):  # killed after the last step
       save_weights_atomic(model, final)
     return model
-  dataset = make_datasets(config, train_records, all_records, start_step=step,
-                          num_replicas=strategy.num_replicas_in_sync)
+  dataset = data_lib.training_stream(
+      train_records, config, cameras=all_records, start_step=step,
+      num_replicas=strategy.num_replicas_in_sync, endless=True)
   preview = None
   if preview_record is not None:
     views = data_lib.load_views([preview_record])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from regnerf_tf import errors, model as model_lib, scenes, training
+from regnerf_tf import data, errors, model as model_lib, scenes, training
 from tests import model_test
 from tests import training_test
 
@@ -82,11 +82,11 @@ def test_one_replica_with_a_nan_makes_every_replica_skip():
 
 
 def _poisoned_datasets(first_bad_step):
-  """make_datasets whose batches have NaN colours from ``first_bad_step`` on."""
-  original = training.make_datasets
+  """training_stream whose batches have NaN colours from ``first_bad_step`` on."""
+  original = data.training_stream
 
-  def make(config, *args, start_step=0, **kwargs):
-    ds = original(config, *args, start_step=start_step, **kwargs)
+  def make(source, config, *, start_step=0, **kwargs):
+    ds = original(source, config, start_step=start_step, **kwargs)
 
     def poison(index, batch):
       step = tf.cast(index, tf.int64) + start_step + 1
@@ -104,7 +104,7 @@ def test_k_consecutive_non_finite_steps_stop_training_with_a_message(
   cfg = training_test.tiny_preset(**{
       "train.max_steps": 40, "train.checkpoint_every": 2,
       "train.max_nonfinite_steps": 3})
-  monkeypatch.setattr(training, "make_datasets", _poisoned_datasets(6))
+  monkeypatch.setattr(data, "training_stream", _poisoned_datasets(6))
   with pytest.raises(errors.DivergenceError) as info:
     training.train(cfg, scene.train, str(tmp_path), verbose=False)
   message = str(info.value)
@@ -126,10 +126,10 @@ def test_a_short_non_finite_streak_is_survived_and_counted(tmp_path,
   scene = scenes.synthetic_scene(height=24, width=32)
   cfg = training_test.tiny_preset(**{"train.max_steps": 8,
                                      "train.max_nonfinite_steps": 3})
-  original = training.make_datasets
+  original = data.training_stream
 
-  def two_bad_steps(config, *args, start_step=0, **kwargs):
-    ds = original(config, *args, start_step=start_step, **kwargs)
+  def two_bad_steps(source, config, *, start_step=0, **kwargs):
+    ds = original(source, config, start_step=start_step, **kwargs)
 
     def poison(index, batch):
       step = index + start_step + 1
@@ -138,7 +138,7 @@ def test_a_short_non_finite_streak_is_survived_and_counted(tmp_path,
 
     return ds.enumerate().map(poison)
 
-  monkeypatch.setattr(training, "make_datasets", two_bad_steps)
+  monkeypatch.setattr(data, "training_stream", two_bad_steps)
   seen = []
   original_end = training.TrainingMonitor.on_train_batch_end
 

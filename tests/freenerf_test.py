@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from regnerf_tf import configs, layers, losses, mip, model as model_lib
-from regnerf_tf import scenes, training
+from regnerf_tf import data, scenes, training
 from regnerf_tf.cli import train as train_cli
 from tests import training_test
 from tests.model_test import make_batch, make_rays
@@ -272,8 +272,8 @@ def test_both_terms_reach_tensorboard_with_the_expected_values(full_run, scene):
     # The occlusion term recomputed from the weights before the step, the
     # step's batch and its seed.
     model.mlp.set_weights(weights[step])
-    batch = next(iter(training.make_datasets(cfg, scene.train,
-                                             start_step=step - 1)))
+    batch = next(iter(data.training_stream(scene.train, cfg,
+                                           start_step=step - 1)))
     terms = model.compute_losses(batch, tf.constant(step, tf.int64),
                                  model._step_seed(step, 0))
     assert logged["occlusion"][step] == pytest.approx(
