@@ -18,6 +18,7 @@ from regnerf_tf.flows.prior import DEFAULT_PRIOR_STEM
 from regnerf_tf.flows.prior import appearance_loss
 from regnerf_tf.flows.prior import load_default_prior
 from regnerf_tf.flows.prior import load_prior
+from regnerf_tf.flows.prior import load_source
 from regnerf_tf.flows.prior import save_prior
 from regnerf_tf.flows.realnvp import CouplingNetwork
 from regnerf_tf.flows.realnvp import PatchFlow
@@ -30,5 +31,6 @@ __all__ = [
     "appearance_loss",
     "load_default_prior",
     "load_prior",
+    "load_source",
     "save_prior",
 ]

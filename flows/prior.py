@@ -143,12 +143,26 @@ def load_prior(path: str, trainable: bool = False) -> realnvp.PatchFlow:
     if not np.all(np.isfinite(v.numpy())):
       raise errors.InputError(f"Prior weights {weights_path!r} contain non-finite "
                        f"values in {v.path}.")
+  # Where it came from: a saved RegNeRF model refers to its prior by this.
+  flow.source = os.path.abspath(json_path[:-len(CONFIG_SUFFIX)])
   return flow
+
+
+DEFAULT_SOURCE = "default"
 
 
 def load_default_prior() -> realnvp.PatchFlow:
   """The frozen 8×8 prior shipped in ``regnerf_tf/flows/weights/``."""
-  return load_prior(DEFAULT_PRIOR_STEM)
+  flow = load_prior(DEFAULT_PRIOR_STEM)
+  flow.source = DEFAULT_SOURCE  # the same on every installation
+  return flow
+
+
+def load_source(source: str) -> realnvp.PatchFlow:
+  """The prior a saved model names: ``"default"`` or a saved prior's stem."""
+  if source == DEFAULT_SOURCE:
+    return load_default_prior()
+  return load_prior(source)
 
 
 class AppearanceLoss:

@@ -18,6 +18,17 @@ The SavedModel has two signatures and needs only TensorFlow to load
   0.5/3.5; LLFF: OpenGL axes, NDC, 0/1; Blender: OpenGL axes with the near/far
   given at export).
 
+``cameras``
+  no inputs; returns what a client needs to ask for a sensible view without
+  this package: ``kind``, ``convention`` ("opencv": x right, y down, z
+  forward; "opengl": x right, y up, z backward), ``ndc``, ``near``, ``far``,
+  and, when exported from a scene (``regnerf-export`` always is), the input
+  and held-out cameras (``train_camtoworld``, ``train_intrinsics``,
+  ``train_view_index``, ``test_*``), ``image_size`` [height, width],
+  ``world_transform`` (the capture's world frame → this frame) and a default
+  ``render_path`` with ``render_path_intrinsics`` (see
+  :func:`serving_cameras`).
+
 Both render deterministically in chunks of a fixed number of rays: the rays are
 padded to a multiple of ``chunk`` with a harmless dummy ray, reshaped to
 [num_chunks, chunk, ...] and rendered one chunk after the other by
@@ -50,18 +61,11 @@ import tensorflow as tf
 
 from regnerf_tf import errors
 from regnerf_tf import data as data_lib
+from regnerf_tf.model import RAY_WIDTHS, render_in_chunks
 
-RAY_WIDTHS = {"origins": 3, "directions": 3, "viewdirs": 3, "radii": 1,
-              "near": 1, "far": 1}
 METADATA = os.path.join("assets.extra", "regnerf_export.json")
 DEFAULT_MAX_PIXELS = 4096 * 4096  # render_image's default limit on H·W
 MIN_SIZE = 3  # ray radii use neighbouring rows and columns
-
-# A padding ray that renders without NaNs: along +z from the origin.
-_PAD_RAY = {"origins": [0.0, 0.0, 0.0], "directions": [0.0, 0.0, 1.0],
-            "viewdirs": [0.0, 0.0, 1.0], "radii": [1e-3], "near": [0.1],
-            "far": [1.0]}
-
 
 def _rays_signature() -> dict[str, tf.TensorSpec]:
   return {k: tf.TensorSpec([None, w], tf.float32, name=k)
@@ -73,44 +77,6 @@ def _image_signature() -> dict[str, tf.TensorSpec]:
           "intrinsics": tf.TensorSpec([3, 3], tf.float32, name="intrinsics"),
           "height": tf.TensorSpec([], tf.int32, name="height"),
           "width": tf.TensorSpec([], tf.int32, name="width")}
-
-
-def render_in_chunks(render_fn, rays: dict[str, tf.Tensor],
-                     chunk: int) -> dict[str, tf.Tensor]:
-  """Renders flat rays [N, ...] in fixed-size chunks inside a graph.
-
-  Args:
-    render_fn: maps a ray dict with leading size ``chunk`` to
-      {"rgb": [chunk, 3], "depth": [chunk], "acc": [chunk]}.
-    rays: float32 ray fields with leading dimension N (may be 0).
-    chunk: rays per chunk.
-
-  Returns:
-    rgb [N, 3], depth [N], acc [N].
-  """
-  n = tf.shape(rays["origins"])[0]
-  num_chunks = (n + chunk - 1) // chunk
-  pad = num_chunks * chunk - n
-  batched = {}
-  for k, width in RAY_WIDTHS.items():
-    filler = tf.tile(tf.constant([_PAD_RAY[k]], tf.float32), [pad, 1])
-    padded = tf.concat([tf.cast(rays[k], tf.float32), filler], axis=0)
-    batched[k] = tf.reshape(padded, [num_chunks, chunk, width])
-
-  def one_chunk(part):
-    out = render_fn(part)
-    return {"rgb": tf.reshape(out["rgb"], [chunk, 3]),
-            "depth": tf.reshape(out["depth"], [chunk]),
-            "acc": tf.reshape(out["acc"], [chunk])}
-
-  out = tf.map_fn(
-      one_chunk, batched, parallel_iterations=1,
-      fn_output_signature={"rgb": tf.TensorSpec([chunk, 3], tf.float32),
-                           "depth": tf.TensorSpec([chunk], tf.float32),
-                           "acc": tf.TensorSpec([chunk], tf.float32)})
-  return {"rgb": tf.reshape(out["rgb"], [-1, 3])[:n],
-          "depth": tf.reshape(out["depth"], [-1])[:n],
-          "acc": tf.reshape(out["acc"], [-1])[:n]}
 
 
 def image_rays(camtoworld, intrinsics, height, width, kind: str,
@@ -136,8 +102,10 @@ class _Renderer(tf.Module):
   """The exported module: the model's variables and two signatures."""
 
   def __init__(self, model, kind: str, near: float | None,
-               far: float | None, chunk: int, max_pixels: int):
+               far: float | None, chunk: int, max_pixels: int,
+               cameras: dict[str, np.ndarray] | None = None):
     super().__init__(name="regnerf_renderer")
+    self._cameras = dict(cameras or {})
     self.model = model
     self._kind = kind
     self._near = near
@@ -151,6 +119,21 @@ class _Renderer(tf.Module):
                                    input_signature=[_rays_signature()])
     self.render_image = tf.function(self._render_image,
                                     input_signature=[_image_signature()])
+    self.cameras = tf.function(self._camera_info, input_signature=[])
+
+  def _camera_info(self):
+    """What a client needs to ask for a view (no inputs)."""
+    s = data_lib.SETTINGS[self._kind]
+    info = {"kind": tf.constant(self._kind),
+            "convention": tf.constant(s.convention),
+            "ndc": tf.constant(s.ndc),
+            "near": tf.constant(self._near if self._near is not None
+                                else s.near, tf.float32),
+            "far": tf.constant(self._far if self._far is not None else s.far,
+                               tf.float32)}
+    for name, value in self._cameras.items():
+      info[name] = tf.constant(value)
+    return info
 
   def _render_flat(self, rays):
     def render_fn(part):
@@ -246,10 +229,45 @@ def _check_max_pixels(max_pixels) -> int:
   return int(max_pixels)
 
 
+def serving_cameras(scene, path_frames: int = 60) -> dict[str, np.ndarray]:
+  """The cameras a served model carries, in the frame it renders in.
+
+  ``train_*`` and ``test_*``: the input and held-out views (``camtoworld``
+  [N, 3, 4] in the kind's axes, ``intrinsics`` [N, 3, 3] in pixels of the
+  ``image_size`` [height, width] image, ``view_index`` [N]);
+  ``world_transform`` [4, 4]: maps the capture's own world frame (e.g. the
+  poses in ``poses_bounds.npy`` or ``cameras.npz``) to this frame (LLFF
+  recentring and scaling, DTU normalisation); ``render_path`` [F, 3, 4] with
+  ``render_path_intrinsics`` [3, 3]: the kind's default spiral or orbit.
+  """
+  from regnerf_tf import render_paths  # pylint: disable=import-outside-toplevel
+  info: dict[str, np.ndarray] = {}
+  for split, records in (("train", scene.train), ("test", scene.test)):
+    if not records:
+      continue
+    views = data_lib.load_views(records)
+    info[f"{split}_camtoworld"] = views["camtoworlds"].astype(np.float32)
+    info[f"{split}_intrinsics"] = views["intrinsics"].astype(np.float32)
+    info[f"{split}_view_index"] = views["view_indices"].astype(np.int32)
+    info["image_size"] = np.array(views["images"].shape[1:3], np.int32)
+  first = scene.train[0]
+  info["world_transform"] = np.asarray(
+      first.get("world_transform", np.eye(4)), np.float32).reshape(4, 4)
+  cams = data_lib.scene_cameras(scene.train)
+  info["render_path"] = render_paths.spiral_for_kind(
+      scene.kind, cams["camtoworlds"], cams["bounds"],
+      path_frames).astype(np.float32)
+  # The path's camera: the mean of the cameras' inverse intrinsics.
+  info["render_path_intrinsics"] = np.linalg.inv(np.mean(np.linalg.inv(
+      cams["intrinsics"].astype(np.float64)), axis=0)).astype(np.float32)
+  return info
+
+
 def export_saved_model(model, path: str, kind: str,
                        near: float | None = None, far: float | None = None,
                        chunk: int = 4096,
-                       max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+                       max_pixels: int = DEFAULT_MAX_PIXELS,
+                       cameras: dict[str, np.ndarray] | None = None) -> str:
   """Writes ``model`` as a SavedModel with ``render_rays`` and ``render_image``.
 
   The SavedModel is written to a temporary folder next to ``path`` and renamed
@@ -266,6 +284,9 @@ def export_saved_model(model, path: str, kind: str,
     chunk: rays rendered at once.
     max_pixels: the largest height·width ``render_image`` accepts (checked in
       the graph; bounds the memory a request can take).
+    cameras: :func:`serving_cameras` of the scene, returned by the
+      ``cameras`` signature (which always returns the kind, convention, NDC
+      flag and near/far).
 
   Returns:
     ``path``.
@@ -279,7 +300,7 @@ def export_saved_model(model, path: str, kind: str,
     raise errors.InputError(
         f"The export's output {path} exists and is not a folder; choose "
         "another output path or remove the file.")
-  module = _Renderer(model, kind, near, far, chunk, max_pixels)
+  module = _Renderer(model, kind, near, far, chunk, max_pixels, cameras)
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp_export_")
@@ -291,10 +312,13 @@ def export_saved_model(model, path: str, kind: str,
     tf.saved_model.save(
         module, tmp, signatures={
             "render_rays": module.render_rays.get_concrete_function(),
-            "render_image": module.render_image.get_concrete_function()})
+            "render_image": module.render_image.get_concrete_function(),
+            "cameras": module.cameras.get_concrete_function()})
     meta = {"kind": kind, "near": near, "far": far, "chunk": int(chunk),
             "max_pixels": max_pixels,
-            "signatures": ["render_rays", "render_image"],
+            "signatures": ["render_rays", "render_image", "cameras"],
+            "cameras": {k: np.asarray(v).tolist()
+                        for k, v in (cameras or {}).items()},
             "config": model.config.to_dict()}
     os.makedirs(os.path.join(tmp, os.path.dirname(METADATA)), exist_ok=True)
     with open(os.path.join(tmp, METADATA), "w") as f:

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from regnerf_tf import errors
@@ -71,6 +72,52 @@ def check_rays(rays: dict[str, Any], name: str = "rays") -> None:
 
 
 MIN_RENDER_BUCKET = 1024
+
+
+RAY_WIDTHS = {"origins": 3, "directions": 3, "viewdirs": 3, "radii": 1,
+              "near": 1, "far": 1}
+# A padding ray that renders without NaNs: along +z from the origin.
+PAD_RAY = {"origins": [0.0, 0.0, 0.0], "directions": [0.0, 0.0, 1.0],
+            "viewdirs": [0.0, 0.0, 1.0], "radii": [1e-3], "near": [0.1],
+            "far": [1.0]}
+
+
+def render_in_chunks(render_fn, rays: dict[str, tf.Tensor],
+                     chunk: int) -> dict[str, tf.Tensor]:
+  """Renders flat rays [N, ...] in fixed-size chunks inside a graph.
+
+  Args:
+    render_fn: maps a ray dict with leading size ``chunk`` to
+      {"rgb": [chunk, 3], "depth": [chunk], "acc": [chunk]}.
+    rays: float32 ray fields with leading dimension N (may be 0).
+    chunk: rays per chunk.
+
+  Returns:
+    rgb [N, 3], depth [N], acc [N].
+  """
+  n = tf.shape(rays["origins"])[0]
+  num_chunks = (n + chunk - 1) // chunk
+  pad = num_chunks * chunk - n
+  batched = {}
+  for k, width in RAY_WIDTHS.items():
+    filler = tf.tile(tf.constant([PAD_RAY[k]], tf.float32), [pad, 1])
+    padded = tf.concat([tf.cast(rays[k], tf.float32), filler], axis=0)
+    batched[k] = tf.reshape(padded, [num_chunks, chunk, width])
+
+  def one_chunk(part):
+    out = render_fn(part)
+    return {"rgb": tf.reshape(out["rgb"], [chunk, 3]),
+            "depth": tf.reshape(out["depth"], [chunk]),
+            "acc": tf.reshape(out["acc"], [chunk])}
+
+  out = tf.map_fn(
+      one_chunk, batched, parallel_iterations=1,
+      fn_output_signature={"rgb": tf.TensorSpec([chunk, 3], tf.float32),
+                           "depth": tf.TensorSpec([chunk], tf.float32),
+                           "acc": tf.TensorSpec([chunk], tf.float32)})
+  return {"rgb": tf.reshape(out["rgb"], [-1, 3])[:n],
+          "depth": tf.reshape(out["depth"], [-1])[:n],
+          "acc": tf.reshape(out["acc"], [-1])[:n]}
 
 
 def padded_chunk(n: int, chunk: int, min_bucket: int = MIN_RENDER_BUCKET) -> int:
@@ -137,6 +184,7 @@ class RegNeRF(keras.Model):
 
   def __init__(self, config: configs_lib.Config | dict | None = None,
                patch_prior: PatchPrior | None = None, **kwargs):
+    kwargs.setdefault("name", "regnerf")
     super().__init__(**kwargs)
     if config is None:
       config = configs_lib.Config()
@@ -186,6 +234,10 @@ class RegNeRF(keras.Model):
           "reg.patch_size.")
     if isinstance(patch_prior, keras.layers.Layer):
       patch_prior.trainable = False
+    # Where the prior was loaded from ("default" or a saved prior's stem): a
+    # saved model refers to it by this and loads it again.
+    flow = getattr(patch_prior, "prior", patch_prior)
+    object.__setattr__(self, "_prior_source", getattr(flow, "source", None))
     # A plain attribute: the prior is not one of this model's weights.
     object.__setattr__(self, "_patch_prior", patch_prior)
     names = ["loss", "color_loss", "psnr", "psnr_coarse", "depth_tv",
@@ -209,16 +261,73 @@ class RegNeRF(keras.Model):
     return self._patch_prior
 
   def get_config(self):
+    """The config, and the patch prior by where it was loaded from.
+
+    The prior is not one of the model's weights: a ``.keras`` file names it
+    (``"default"``, or the stem of a prior saved with
+    ``regnerf_tf.flows.save_prior``) and loading finds it there again.
+
+    Raises:
+      regnerf_tf.errors.InputError: the appearance term is on with a prior
+        that was not loaded from a file, so a saved model could not find it.
+    """
     base = super().get_config()
     base.update({"config": self.config.to_dict()})
+    if self.config.appearance_enabled:
+      if self._prior_source is None:
+        raise errors.InputError(
+            "This model's patch prior was not loaded from a file, so a saved "
+            "model could not find it again. Save the prior with "
+            "regnerf_tf.flows.save_prior(prior, stem) and build the model with "
+            "patch_prior=regnerf_tf.flows.load_prior(stem), or use the shipped "
+            "regnerf_tf.flows.load_default_prior().")
+      base["patch_prior"] = self._prior_source
     return base
 
   @classmethod
   def from_config(cls, config):
     config = dict(config)
     cfg = configs_lib.Config.from_dict(config.pop("config"))
-    return cls(cfg, **{k: v for k, v in config.items()
-                       if k in ("name", "trainable", "dtype")})
+    source = config.pop("patch_prior", None)
+    prior = None
+    if source is not None:
+      from regnerf_tf import flows  # pylint: disable=import-outside-toplevel
+      try:
+        prior = flows.load_source(source)
+      except FileNotFoundError as e:
+        raise errors.MissingFileError(
+            f"The saved model's appearance term uses the patch prior at "
+            f"{source}, which is gone: {e} Put the prior back there, or "
+            "rebuild the model with RegNeRF(config, patch_prior=...) and "
+            "load_weights.") from None
+    return cls(cfg, patch_prior=prior,
+               **{k: v for k, v in config.items()
+                  if k in ("name", "trainable", "dtype")})
+
+  def summary(self, *args, **kwargs):
+    """Keras' summary, then what it cannot show: the preset, the sampling and
+    the frozen patch prior, which is not one of the model's weights."""
+    print_fn = kwargs.get("print_fn") or print
+    super().summary(*args, **kwargs)
+    m, r = self.config.model, self.config.reg
+    prior = self._patch_prior
+    flow = getattr(prior, "prior", prior)
+    lines = [
+        f"Config: {self.config.name or 'custom'}; MLP {m.net_depth}×"
+        f"{m.net_width} (view branch {m.net_width_viewdirs}), "
+        f"{m.num_levels} levels × {m.num_samples} samples per ray.",
+        "Regularisers: depth smoothness "
+        + ("on" if self.config.depth_tv_enabled else "off")
+        + f", appearance {'on' if self.config.appearance_enabled else 'off'}"
+        + f", sample-space annealing "
+        + (f"{r.anneal_steps} steps" if r.anneal_steps > 0 else "off") + "."]
+    if flow is not None:
+      params = sum(int(np.prod(v.shape)) for v in getattr(flow, "weights", []))
+      lines.append(f"Patch prior ({type(flow).__name__}, {params:,} frozen "
+                   "parameters, not in this model's weights): "
+                   f"{self._prior_source or 'built in memory'}.")
+    for line in lines:
+      print_fn(line)
 
   def compile(self, optimizer=None, **kwargs):
     """Keras' ``compile``, with this model's defaults.
@@ -246,6 +355,14 @@ class RegNeRF(keras.Model):
     """Keras' ``fit``; the training stream is ordered by step already (batch
     ``s`` is a function of the seed and ``s``), so nothing is shuffled."""
     return super().fit(x, *args, shuffle=shuffle, **kwargs)
+
+  def compile_from_config(self, config):
+    """Compiles a loaded ``.keras`` model as it was saved (optimizer and its
+    schedule), so that ``fit`` continues where it stopped."""
+    config = keras.saving.deserialize_keras_object(config)
+    self.compile(**config)
+    if self.built:
+      self.optimizer.build(self.mlp.trainable_variables)
 
   def _check_batch(self, data) -> None:
     """Refuses (at trace time) a batch that is not a training-stream batch."""
@@ -584,12 +701,21 @@ class RegNeRF(keras.Model):
     return logs
 
   def test_step(self, data):
-    out = self.render_rays(data["rays"], training=False)
-    target = tf.cast(data["rgb"], tf.float32)
-    mse = tf.reduce_mean(tf.square(out[-1]["rgb"] - target))
+    """PSNR of a batch of rays of any shape (e.g. a whole view from
+    ``data.make_eval_dataset``), rendered ``train.render_chunk`` rays at a
+    time so that memory stays bounded at any image size."""
+    rays = {k: tf.reshape(data["rays"][k], [-1, w])
+            for k, w in RAY_WIDTHS.items()}
+
+    def render(part):
+      return self.render_rays(part, training=False, coarse_rgb=False)[-1]
+
+    out = render_in_chunks(render, rays, self.config.train.render_chunk)
+    target = tf.reshape(tf.cast(data["rgb"], tf.float32), [-1, 3])
+    mse = tf.reduce_mean(tf.square(out["rgb"] - target))
     self._trackers["psnr"].update_state(losses.mse_to_psnr(mse))
     self._trackers["color_loss"].update_state(
-        losses.color_loss(out[-1]["rgb"], target))
+        losses.color_loss(out["rgb"], target))
     return self._logs({"psnr": self._trackers["psnr"].result(),
                        "color_loss": self._trackers["color_loss"].result()})
 

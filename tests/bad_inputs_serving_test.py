@@ -380,7 +380,8 @@ def test_export_cli_max_pixels_flag(served, tmp_path, monkeypatch):
   argv = [f"--workdir={tmp_path}", f"--output={tmp_path / 'e'}",
           "--synthetic", "--quiet"]
   assert _run_cli(export_cli, argv + ["--max_pixels=1000"]) == 0
-  assert seen == {"max_pixels": 1000}
+  assert seen["max_pixels"] == 1000
+  assert set(seen) == {"max_pixels", "cameras"}  # the scene's cameras too
   with pytest.raises(app.UsageError, match="--max_pixels must be >= 9"):
     _run_cli(export_cli, argv + ["--max_pixels=4"])
 

@@ -33,3 +33,9 @@ def test_demo_writes_results_and_renders(tmp_path):
                         verbose=False)
   for label in ("mip-NeRF", "RegNeRF"):
     assert again["methods"][label]["heldout_psnr"] == saved["methods"][label]["heldout_psnr"]
+  # Each run folder records its scene, so regnerf-eval etc. need only it.
+  from regnerf_tf.cli import common
+  for name in ("demo_small", "demo_small_mipnerf"):
+    recorded = json.loads((tmp_path / name / common.SCENE_FILE).read_text())
+    assert recorded["source"]["source"] == "synthetic"
+    assert recorded["train_views"] == saved["input_views"]

@@ -193,3 +193,67 @@ def test_export_replaces_atomically(exported, tmp_path):
   assert os.path.exists(os.path.join(path, "saved_model.pb"))
   assert sorted(os.listdir(tmp_path)) == ["out"]  # no temporary folders left
   assert export.load_and_check(path).metadata["kind"] == "llff"
+
+
+def test_cameras_signature_lets_a_client_ask_for_held_out_views(tmp_path):
+  """A client that never imports regnerf_tf renders a held-out view and the
+  default path from what the SavedModel itself says."""
+  cfg = configs.get_preset("demo_small", **{
+      "model.net_depth": 2, "model.net_width": 16, "model.skip_layer": 0,
+      "model.num_samples": 8})
+  model = model_lib.RegNeRF(cfg)
+  scene = scenes.synthetic_scene(height=HEIGHT, width=WIDTH)
+  cameras = export.serving_cameras(scene, path_frames=5)
+  record = scene.train[0]
+  path = str(tmp_path / "saved")
+  export.export_saved_model(model, path, "blender", near=float(record["near"]),
+                            far=float(record["far"]), chunk=CHUNK,
+                            cameras=cameras)
+  code = textwrap.dedent(f"""
+      import sys
+      import numpy as np
+      import tensorflow as tf
+      served = tf.saved_model.load({path!r})
+      cams = served.signatures["cameras"]()
+      height, width = cams["image_size"].numpy()
+      view = served.signatures["render_image"](
+          camtoworld=cams["test_camtoworld"][0],
+          intrinsics=cams["test_intrinsics"][0],
+          height=tf.constant(height), width=tf.constant(width))
+      frame = served.signatures["render_image"](
+          camtoworld=cams["render_path"][2],
+          intrinsics=cams["render_path_intrinsics"],
+          height=tf.constant(height), width=tf.constant(width))
+      assert not any(n.startswith("regnerf_tf") for n in sys.modules)
+      np.savez("client.npz", view=view["image"].numpy(),
+               frame=frame["image"].numpy(),
+               kind=cams["kind"].numpy(), convention=cams["convention"].numpy(),
+               near=cams["near"].numpy(), far=cams["far"].numpy(),
+               index=cams["test_view_index"].numpy(),
+               train=cams["train_view_index"].numpy(),
+               world=cams["world_transform"].numpy(),
+               path=cams["render_path"].numpy())
+      print("OK")
+      """)
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+  env.pop("PYTHONPATH", None)
+  result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=180)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = np.load(tmp_path / "client.npz")
+  assert out["kind"] == b"blender" and out["convention"] == b"opengl"
+  assert (float(out["near"]), float(out["far"])) == pytest.approx(
+      (float(record["near"]), float(record["far"])))
+  assert list(out["index"]) == [int(r["view_index"]) for r in scene.test]
+  assert list(out["train"]) == [int(r["view_index"]) for r in scene.train]
+  np.testing.assert_array_equal(out["world"], np.eye(4))
+  np.testing.assert_allclose(out["path"], cameras["render_path"])
+  # The held-out view the client asked for is the model's rendering of it.
+  test = scene.test[0]
+  rays = data.view_rays(test["camtoworld"], test["intrinsics"], HEIGHT, WIDTH,
+                        "blender", float(test["near"]), float(test["far"]))
+  flat = {k: tf.reshape(v, [-1, v.shape[-1]]) for k, v in rays.items()}
+  np.testing.assert_allclose(out["view"].reshape(-1, 3),
+                             model(flat)["rgb"].numpy(), atol=1e-5)
+  assert out["frame"].shape == (HEIGHT, WIDTH, 3)
+  assert np.isfinite(out["frame"]).all()

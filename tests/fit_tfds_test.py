@@ -12,6 +12,7 @@ import tensorflow_datasets as tfds
 import regnerf_tf
 import regnerf_tf.datasets  # noqa: F401  (registers the builders)
 from regnerf_tf import configs, data, errors, losses, model as model_lib
+from tests import training_test
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SCAN24 = SHARED / "dtu" / "scan24"
@@ -19,11 +20,7 @@ SCAN24 = SHARED / "dtu" / "scan24"
 pytestmark = pytest.mark.skipif(not SCAN24.is_dir(),
                                 reason=f"shared DTU scan24 not found at {SCAN24}")
 
-TINY = {"model.net_depth": 2, "model.net_width": 16, "model.skip_layer": 0,
-        "model.net_width_viewdirs": 8, "model.num_samples": 8,
-        "model.max_deg_point": 6, "train.batch_size": 64,
-        "train.patch_batch_size": 32, "reg.patch_size": 4,
-        "train.max_steps": 3, "train.lr_delay_steps": 0,
+TINY = {**training_test.TINY, "train.max_steps": 3, "train.lr_delay_steps": 0,
         "reg.anneal_steps": 2}
 
 

@@ -22,25 +22,108 @@ def define_scene_flags():
   flags.DEFINE_list("train_views", None, "Explicit 0-based input views.")
 
 
-def load_scene_from_flags(n_views: int):
-  """The Scene the flags name (exactly one source must be given)."""
-  from regnerf_tf import scenes  # pylint: disable=import-outside-toplevel
+SCENE_FILE = "scene.json"  # in a run folder: where its scene came from
+
+
+def scene_source_from_flags() -> dict | None:
+  """What the scene flags name, as recorded in a run folder's scene.json
+  (None when no scene flag is given)."""
   sources = [bool(FLAGS.scene_dir), bool(FLAGS.tfds), FLAGS.synthetic]
-  if sum(sources) != 1:
+  if sum(sources) > 1:
     raise app.UsageError("Give exactly one of --scene_dir, --tfds (with "
                          "--scene) or --synthetic.")
+  if not any(sources):
+    return None
   views = [int(v) for v in FLAGS.train_views] if FLAGS.train_views else None
   if FLAGS.synthetic:
-    return (scenes.synthetic_scene(train_views=views) if views
-            else scenes.synthetic_scene())
+    return {"source": "synthetic", "train_views": views}
   if FLAGS.scene_dir:
     if not os.path.isdir(FLAGS.scene_dir):
       raise app.UsageError(f"--scene_dir {FLAGS.scene_dir} is not a folder.")
-    return scenes.from_folder(FLAGS.scene_dir, n_views, train_views=views)
+    return {"source": "folder", "scene_dir": os.path.abspath(FLAGS.scene_dir),
+            "train_views": views}
   if not FLAGS.scene:
     raise app.UsageError("--tfds needs --scene (e.g. --scene=fern).")
-  return scenes.from_tfds(FLAGS.tfds, FLAGS.scene, FLAGS.data_dir,
-                          FLAGS.manual_dir)
+  return {"source": "tfds", "tfds": FLAGS.tfds, "scene": FLAGS.scene,
+          "data_dir": (os.path.abspath(FLAGS.data_dir) if FLAGS.data_dir
+                       else None),
+          "manual_dir": (os.path.abspath(FLAGS.manual_dir)
+                         if FLAGS.manual_dir else None)}
+
+
+def load_scene(source: dict, n_views: int):
+  """The Scene a source record (see :func:`scene_source_from_flags`) names."""
+  from regnerf_tf import scenes  # pylint: disable=import-outside-toplevel
+  views = source.get("train_views")
+  if source["source"] == "synthetic":
+    return (scenes.synthetic_scene(train_views=views) if views
+            else scenes.synthetic_scene())
+  if source["source"] == "folder":
+    if not os.path.isdir(source["scene_dir"]):
+      raise app.UsageError(
+          f"The scene folder {source['scene_dir']} is gone; give the scene "
+          "again with --scene_dir (or --tfds/--synthetic).")
+    return scenes.from_folder(source["scene_dir"], n_views, train_views=views)
+  return scenes.from_tfds(source["tfds"], source["scene"], source["data_dir"],
+                          source["manual_dir"])
+
+
+def read_scene_file(workdir: str | None) -> dict | None:
+  """The source recorded in ``<workdir>/scene.json``, or None."""
+  import json  # pylint: disable=import-outside-toplevel
+  if not workdir:
+    return None
+  path = os.path.join(workdir, SCENE_FILE)
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return json.load(f)["source"]
+
+
+def load_scene_from_flags(n_views: int, workdir: str | None = None):
+  """The Scene the flags name, or else the one ``workdir`` was trained on."""
+  source = scene_source_from_flags()
+  if source is None:
+    source = read_scene_file(workdir)
+    if source is None:
+      raise app.UsageError(
+          "Give exactly one of --scene_dir, --tfds (with --scene) or "
+          "--synthetic" + (f": {workdir} records no scene ({SCENE_FILE} is "
+                           "written by regnerf-train)." if workdir else "."))
+    print(f"Scene: {describe_source(source)} (from "
+          f"{os.path.join(workdir, SCENE_FILE)}).", flush=True)
+  return load_scene(source, n_views)
+
+
+def describe_source(source: dict) -> str:
+  if source["source"] == "synthetic":
+    return "the synthetic scene"
+  if source["source"] == "folder":
+    return f"--scene_dir={source['scene_dir']}"
+  return f"--tfds={source['tfds']} --scene={source['scene']}"
+
+
+def check_scene(workdir: str | None, source: dict) -> None:
+  """Refuses a run folder trained on another scene (before anything is
+  loaded): the folder would no longer say what it holds."""
+  recorded = read_scene_file(workdir)
+  if recorded is not None and recorded != source:
+    raise app.UsageError(
+        f"{workdir} holds a run trained on {describe_source(recorded)}, not "
+        f"{describe_source(source)} (see {os.path.join(workdir, SCENE_FILE)})."
+        " Use another --workdir for this scene, or give the run's own scene "
+        "(or none: it is read from the folder).")
+
+
+def record_scene(workdir: str, scene, source: dict) -> None:
+  """Writes ``<workdir>/scene.json`` once (see :func:`check_scene`)."""
+  from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
+  check_scene(workdir, source)
+  if read_scene_file(workdir) is None:
+    atomic.write_json(os.path.join(workdir, SCENE_FILE), {
+        "source": source, "name": scene.name, "kind": scene.kind,
+        "train_views": [int(r["view_index"]) for r in scene.train],
+        "test_views": [int(r["view_index"]) for r in scene.test]})
 
 
 def run_app(main, define_flags, module_name: str) -> None:

@@ -60,8 +60,12 @@ def run_demo(workdir: str, preset: str, steps: int | None,
             + (f" + {config.train.patch_batch_size} patch rays"
                if config.uses_patches else ""))
     start = time.time()
-    model = training.train(config, scene.train,
-                           os.path.join(workdir, name), verbose=verbose)
+    run_dir = os.path.join(workdir, name)
+    os.makedirs(run_dir, exist_ok=True)
+    # Later commands (regnerf-eval, -render, -export) find the scene here.
+    common.record_scene(run_dir, scene, {"source": "synthetic",
+                                         "train_views": None})
+    model = training.train(config, scene.train, run_dir, verbose=verbose)
     seconds = time.time() - start
     evaluation = training.evaluate_views(model, heldout)
     renders[label] = evaluation["renders"]

@@ -48,8 +48,10 @@ def _to_png(image):
 
 def evaluate_run(model, records, output_dir: str, lpips=None,
                  lpips_status: str | None = None, ssim_data_range: float = 1.0,
-                 chunk: int | None = None) -> dict:
+                 chunk: int | None = None, progress: bool = False) -> dict:
   """Renders ``records`` with ``model``, writes PNGs and metrics.json.
+
+  With ``progress`` a line per view is printed as it is scored.
 
   Returns:
     the report dict that was written.
@@ -78,6 +80,11 @@ def evaluate_run(model, records, output_dir: str, lpips=None,
       result["lpips_status"] = lpips_status
     result["view_index"] = int(index)
     per_image.append(result)
+    if progress:
+      print(f"  view {i + 1}/{len(views['view_indices'])} (index {int(index)}"
+            f"): PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.3f}"
+            + (f", LPIPS {result['lpips']:.3f}"
+               if result.get("lpips") is not None else ""), flush=True)
     depth = out["depth"].numpy()
     lo, hi = np.percentile(depth, [1, 99])
     stem = os.path.join(output_dir, f"{int(index):03d}")
@@ -121,7 +128,8 @@ def main(argv):
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required.")
   model = training.load_run(FLAGS.workdir)
-  scene = common.load_scene_from_flags(model.config.data.n_views)
+  scene = common.load_scene_from_flags(model.config.data.n_views,
+                                       FLAGS.workdir)
   records = scene.test[:FLAGS.max_views] if FLAGS.max_views else scene.test
   if not records:
     raise app.UsageError(f"Scene {scene.name} has no held-out views.")
@@ -129,8 +137,11 @@ def main(argv):
   if lpips is None:
     print(status)
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "eval")
+  print(f"Scoring {len(records)} held-out view(s) of {scene.name}...",
+        flush=True)
   report = evaluate_run(model, records, output_dir, lpips, status,
-                        2.0 if FLAGS.ssim_release else 1.0, FLAGS.chunk)
+                        2.0 if FLAGS.ssim_release else 1.0, FLAGS.chunk,
+                        progress=True)
   mean = report["mean"]
   print(f"{len(records)} views of {report['scene']} at step {report['step']}: "
         f"PSNR {mean['psnr']:.2f} dB, SSIM (data range "

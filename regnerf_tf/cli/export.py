@@ -54,6 +54,8 @@ def main(argv):
   if FLAGS.max_pixels is not None and FLAGS.max_pixels < 9:
     raise app.UsageError("--max_pixels must be >= 9 (a 3×3 image); received "
                          f"{FLAGS.max_pixels}.")
+  if not FLAGS.quiet:
+    print(f"Loading the run in {FLAGS.workdir}...", flush=True)
   model = training.load_run(FLAGS.workdir)
   scene = render_cli.load_scene_from_flags(model.config.data.n_views)
   record = scene.train[0]
@@ -63,11 +65,15 @@ def main(argv):
   if kind != "blender":
     near = far = None  # fixed by the kind
   limit = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
+  if not FLAGS.quiet:
+    print(f"Tracing render_rays and render_image and writing {FLAGS.output} "
+          "(about a minute)...", flush=True)
   path = export.export_saved_model(model, FLAGS.output, kind, near, far,
-                                   FLAGS.chunk, **limit)
+                                   FLAGS.chunk, **limit,
+                                   cameras=export.serving_cameras(scene))
   if not FLAGS.quiet:
     print(f"Exported {FLAGS.workdir} ({kind} rays) to {path} with signatures "
-          "render_rays and render_image.")
+          "render_rays, render_image and cameras.")
   return 0
 
 

@@ -233,8 +233,9 @@ def define_scene_flags():
 
 
 def load_scene_from_flags(n_views: int = 3):
-  """The scene named by --scene_dir / --tfds --scene / --synthetic."""
-  return common.load_scene_from_flags(n_views)
+  """The scene named by --scene_dir / --tfds --scene / --synthetic, or else
+  the one --workdir was trained on."""
+  return common.load_scene_from_flags(n_views, FLAGS.workdir)
 
 
 def define_flags():

@@ -49,6 +49,23 @@ def define_flags():
                       "'default' or a path written by regnerf-train-prior.")
   flags.DEFINE_integer("image_every", 0, "Steps between TensorBoard previews.")
   flags.DEFINE_bool("quiet", False, "No progress bar.")
+  flags.DEFINE_string("eval_views", "8", "Held-out views scored after "
+                      "training: a number (the first N), 'all' or 'none'.")
+  flags.register_validator(
+      "eval_views", lambda v: parse_eval_views(v) is not None,
+      message="--eval_views must be a number >= 1, 'all' or 'none'.")
+
+
+def parse_eval_views(value: str):
+  """'none' → 0, 'all' → -1, 'N' → N; None when malformed."""
+  value = str(value).strip().lower()
+  if value in ("none", "all"):
+    return {"none": 0, "all": -1}[value]
+  try:
+    n = int(value)
+  except ValueError:
+    return None
+  return n if n >= 1 else None
 
 
 def build_config(preset: str, overrides, steps=None):
@@ -73,8 +90,18 @@ def main(argv):
   from regnerf_tf import training  # pylint: disable=import-outside-toplevel
   config = build_config(FLAGS.preset, FLAGS.override, FLAGS.steps)
   from regnerf_tf import distribute  # pylint: disable=import-outside-toplevel
-  scene = common.load_scene_from_flags(config.data.n_views)
+  source = common.scene_source_from_flags()
+  if source is None:
+    source = common.read_scene_file(FLAGS.workdir)
+  if source is None:
+    raise app.UsageError("Give exactly one of --scene_dir, --tfds (with "
+                         "--scene) or --synthetic.")
+  common.check_scene(FLAGS.workdir, source)
+  scene = common.load_scene(source, config.data.n_views)
   strategy = distribute.make_strategy(FLAGS.strategy)
+  if FLAGS.workdir and distribute.is_chief(strategy):
+    os.makedirs(FLAGS.workdir, exist_ok=True)
+    common.record_scene(FLAGS.workdir, scene, source)
   prior = load_prior(FLAGS.prior)
   if config.reg.appearance_weight > 0 and prior is None:
     prior = load_prior("default")
@@ -89,16 +116,31 @@ def main(argv):
       preview_record=scene.test[0] if scene.test else None,
       patch_prior=prior, strategy=strategy, verbose=not FLAGS.quiet,
       image_every=FLAGS.image_every)
-  if scene.test and FLAGS.workdir and distribute.is_chief(strategy):
-    result = training.evaluate_views(model, scene.test[:8])
-    summary = {"step": training.current_step(model),
-               "views": [int(r["view_index"]) for r in scene.test[:8]],
-               "psnr": result["psnr"], "mean_psnr": result["mean_psnr"]}
+  count = parse_eval_views(FLAGS.eval_views)
+  records = scene.test if count == -1 else scene.test[:count]
+  if records and FLAGS.workdir and distribute.is_chief(strategy):
+    step = training.current_step(model)
+
+    def progress(i, n, view, psnr):
+      if not FLAGS.quiet:
+        print(f"  held-out view {i}/{n} (index {view}): PSNR {psnr:.2f} dB",
+              flush=True)
+
+    if not FLAGS.quiet:
+      print(f"Scoring {len(records)} held-out view(s) at step {step} "
+            "(--eval_views=none skips this)...", flush=True)
+    result = training.evaluate_views(model, records, progress=progress,
+                                     with_ssim=True)
+    summary = {"step": step,
+               "views": [int(r["view_index"]) for r in records],
+               "psnr": result["psnr"], "mean_psnr": result["mean_psnr"],
+               "ssim": result["ssim"], "mean_ssim": result["mean_ssim"]}
     training.save_json(os.path.join(FLAGS.workdir, "heldout_psnr.json"),
                        summary)
+    training.log_heldout(FLAGS.workdir, step, result)
     if not FLAGS.quiet:
       print(f"Held-out PSNR over {len(summary['views'])} views: "
-            f"{summary['mean_psnr']:.2f} dB")
+            f"{summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.3f}")
   return 0
 
 
