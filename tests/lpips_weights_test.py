@@ -258,6 +258,8 @@ def test_real_weights_agree_with_numpy_on_the_lpips_example_patches(
   if not os.path.isfile(path):
     pytest.skip(f"no real LPIPS weights at {path}: run "
                 "`regnerf-lpips-weights` (make lpips-weights) to test them")
+  if not os.path.isdir(SHARED):
+    pytest.skip(f"the LPIPS example patches are not at {SHARED}")
   model = metrics.LPIPS.from_weights(path, net)
   weights = model.get_weights()
   images = {n: imageio.imread(os.path.join(SHARED, f"ex_{n}.png"))[..., :3]
