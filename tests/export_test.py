@@ -143,6 +143,16 @@ def test_export_arguments_are_checked(exported):
     export.export_saved_model(exported["model"], "/tmp/unused", "nerf")
 
 
+def _run_client(code, cwd, timeout=120) -> str:
+  """Runs ``code`` in a fresh Python without regnerf_tf on the path; stdout."""
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+  env.pop("PYTHONPATH", None)
+  result = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+  assert result.returncode == 0, result.stderr[-3000:]
+  return result.stdout
+
+
 def test_loads_without_regnerf_tf(exported, tmp_path):
   np.savez(tmp_path / "inputs.npz", **exported["rays"],
            camtoworld=exported["record"]["camtoworld"],
@@ -167,12 +177,7 @@ def test_loads_without_regnerf_tf(exported, tmp_path):
                image=image["image"].numpy(), image_depth=image["depth"].numpy())
       print("OK")
       """)
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-  env.pop("PYTHONPATH", None)
-  result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert "OK" in result.stdout
+  assert "OK" in _run_client(code, tmp_path)
   out = np.load(tmp_path / "outputs.npz")
   ref = exported["reference"]
   for k in ("rgb", "depth", "acc"):
@@ -235,11 +240,7 @@ def test_cameras_signature_lets_a_client_ask_for_held_out_views(tmp_path):
                path=cams["render_path"].numpy())
       print("OK")
       """)
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-  env.pop("PYTHONPATH", None)
-  result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=180)
-  assert result.returncode == 0, result.stderr[-3000:]
+  _run_client(code, tmp_path, timeout=180)
   out = np.load(tmp_path / "client.npz")
   assert out["kind"] == b"blender" and out["convention"] == b"opengl"
   assert (float(out["near"]), float(out["far"])) == pytest.approx(

@@ -80,19 +80,25 @@ def read_scene_file(workdir: str | None) -> dict | None:
     return json.load(f)["source"]
 
 
+def resolve_scene_source(workdir: str | None = None) -> dict:
+  """The source the flags name, or else the one ``workdir`` was trained on."""
+  source = scene_source_from_flags()
+  if source is not None:
+    return source
+  source = read_scene_file(workdir)
+  if source is None:
+    raise app.UsageError(
+        "Give exactly one of --scene_dir, --tfds (with --scene) or "
+        "--synthetic" + (f": {workdir} records no scene ({SCENE_FILE} is "
+                         "written by regnerf-train)." if workdir else "."))
+  print(f"Scene: {describe_source(source)} (from "
+        f"{os.path.join(workdir, SCENE_FILE)}).", flush=True)
+  return source
+
+
 def load_scene_from_flags(n_views: int, workdir: str | None = None):
   """The Scene the flags name, or else the one ``workdir`` was trained on."""
-  source = scene_source_from_flags()
-  if source is None:
-    source = read_scene_file(workdir)
-    if source is None:
-      raise app.UsageError(
-          "Give exactly one of --scene_dir, --tfds (with --scene) or "
-          "--synthetic" + (f": {workdir} records no scene ({SCENE_FILE} is "
-                           "written by regnerf-train)." if workdir else "."))
-    print(f"Scene: {describe_source(source)} (from "
-          f"{os.path.join(workdir, SCENE_FILE)}).", flush=True)
-  return load_scene(source, n_views)
+  return load_scene(resolve_scene_source(workdir), n_views)
 
 
 def describe_source(source: dict) -> str:

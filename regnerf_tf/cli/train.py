@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from regnerf_tf.cli import common
 
@@ -90,12 +90,7 @@ def main(argv):
   from regnerf_tf import training  # pylint: disable=import-outside-toplevel
   config = build_config(FLAGS.preset, FLAGS.override, FLAGS.steps)
   from regnerf_tf import distribute  # pylint: disable=import-outside-toplevel
-  source = common.scene_source_from_flags()
-  if source is None:
-    source = common.read_scene_file(FLAGS.workdir)
-  if source is None:
-    raise app.UsageError("Give exactly one of --scene_dir, --tfds (with "
-                         "--scene) or --synthetic.")
+  source = common.resolve_scene_source(FLAGS.workdir)
   common.check_scene(FLAGS.workdir, source)
   scene = common.load_scene(source, config.data.n_views)
   strategy = distribute.make_strategy(FLAGS.strategy)
