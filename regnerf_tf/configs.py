@@ -189,6 +189,11 @@ class RegConfig:
   depth_tv_coarse_mult: float = 0.1  # coarse weight = this × schedule
   depth_tv_acc_weighting: float = 1.0  # × stop_grad(acc); 0 = unweighted
   appearance_weight: float = 0.0  # weight of the flow prior's patch NLL
+  # With appearance_hinge, a patch adds max(NLL − appearance_nll_floor, 0)
+  # instead of its NLL (nats/dim): patches already as likely as natural ones
+  # are not pushed further towards the prior's flattest, darkest modes.
+  appearance_hinge: bool = False
+  appearance_nll_floor: float = -2.5  # ≈ mean NLL of natural 8×8 patches
   anneal_steps: int = 256  # 0 disables sample-space annealing
   anneal_start_fraction: float = 0.5  # p: initial interval as a fraction
   anneal_mid_fraction: float = 0.5  # m: where the interval starts

@@ -585,8 +585,10 @@ class RegNeRF(keras.Model):
             [tf.zeros([])] + tvs[:-1])
       if cfg.appearance_enabled:
         patches = tf.reshape(pouts[-1]["rgb"], [-1, s, s, 3])
-        app_term = tf.reduce_mean(
-            tf.cast(self._patch_prior.patch_nll(patches), tf.float32))
+        nll = tf.cast(self._patch_prior.patch_nll(patches), tf.float32)
+        if cfg.reg.appearance_hinge:
+          nll = tf.nn.relu(nll - cfg.reg.appearance_nll_floor)
+        app_term = tf.reduce_mean(nll)
         total = total + cfg.reg.appearance_weight * app_term
     if cfg.occlusion_enabled:
       r = cfg.reg

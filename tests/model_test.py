@@ -139,6 +139,36 @@ def test_appearance_term_uses_the_frozen_prior():
   assert all(v is not prior.centre for v in model.trainable_variables)
 
 
+def test_appearance_hinge_ignores_patches_below_the_floor():
+  prior = QuadraticPrior()
+  batch = {k: tf.nest.map_structure(tf.constant, v) for k, v in make_batch().items()}
+  seed = tf.constant([1, 2], tf.int64)
+  plain = model_lib.build_model(tiny_config(**{"reg.appearance_weight": 0.5}),
+                                patch_prior=prior)
+  _, patch_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  prays = plain._anneal(batch["patch_rays"], tf.constant(3, tf.int64))
+  patches = tf.reshape(plain.render_rays(prays, True, patch_seed)[-1]["rgb"],
+                       [-1, 4, 4, 3])
+  nll = prior.patch_nll(patches).numpy()
+  floor = float(np.median(nll))  # half the patches lie below it
+  hinged = model_lib.build_model(
+      tiny_config(**{"reg.appearance_weight": 0.5, "reg.appearance_hinge": True,
+                     "reg.appearance_nll_floor": floor}), patch_prior=prior)
+  hinged.mlp.set_weights(plain.mlp.get_weights())
+  terms = hinged.compute_losses(batch, tf.constant(3, tf.int64), seed)
+  expected = np.mean(np.maximum(nll - floor, 0.0))
+  assert 0 < expected < np.mean(np.abs(nll - floor))  # some patches hinge off
+  assert float(terms["appearance"]) == pytest.approx(expected, rel=1e-5)
+  # Every patch below the floor: no term, no gradient from the prior.
+  none = model_lib.build_model(
+      tiny_config(**{"reg.appearance_weight": 0.5, "reg.appearance_hinge": True,
+                     "reg.appearance_nll_floor": float(nll.max()) + 1.0}),
+      patch_prior=prior)
+  none.mlp.set_weights(plain.mlp.get_weights())
+  assert float(none.compute_losses(batch, tf.constant(3, tf.int64),
+                                   seed)["appearance"]) == 0.0
+
+
 def test_deterministic_evaluation_and_chunked_rendering():
   model = model_lib.RegNeRF(tiny_config())
   rays = make_rays(50, 9)
