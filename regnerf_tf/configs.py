@@ -248,6 +248,7 @@ class TrainConfig:
   random_pose_focus_jitter: float = 0.125  # DTU look-at jitter std
   seed: int = 20200823
   checkpoint_every: int = 25000
+  keep_checkpoints: int = 3  # newest kept; 2+ lets a damaged one fall back
   log_every: int = 100
   jit_compile: bool = False  # XLA for the train and render steps
   randomized: bool = True  # stratified jitter in training (False: debugging)
@@ -263,7 +264,8 @@ class TrainConfig:
   def __post_init__(self):
     _check_fields(self)
     _positive(self, "max_steps", "batch_size", "lr_init", "lr_final",
-              "n_random_poses", "checkpoint_every", "log_every",
+              "n_random_poses", "checkpoint_every", "keep_checkpoints",
+              "log_every",
               "render_chunk", "adam_epsilon", "max_nonfinite_steps",
               "micro_batches")
     _non_negative(self, "patch_batch_size", "lr_delay_steps", "lr_delay_mult",

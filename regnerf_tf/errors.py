@@ -5,20 +5,23 @@ Every error the project raises about its inputs derives from
 already expect, so ``except ValueError`` and ``except FileNotFoundError`` keep
 working:
 
-=====================  ===========================  ===========================
-class                  also a                        raised when
-=====================  ===========================  ===========================
-``InputError``         ``ValueError``                data, arrays or arguments
+===========================  ======================  ===========================
+class                        also a                  raised when
+===========================  ======================  ===========================
+``InputError``               ``ValueError``          data, arrays or arguments
                                                      are malformed (corrupt
                                                      image, NaN pose, wrong
                                                      shape, near >= far, ...)
-``ConfigError``        ``InputError``                a config field or override
+``ConfigError``              ``InputError``          a config field or override
                                                      is out of range or unknown
-``MissingFileError``   ``FileNotFoundError``         an expected file or folder
+``CheckpointMismatchError``  ``InputError``          a checkpoint holds the
+                                                     variables of another model
+                                                     or optimizer config
+``MissingFileError``         ``FileNotFoundError``   an expected file or folder
                                                      is absent or unreadable
-``DivergenceError``    ``RuntimeError``              training produced too many
+``DivergenceError``          ``RuntimeError``        training produced too many
                                                      non-finite steps in a row
-=====================  ===========================  ===========================
+===========================  ======================  ===========================
 
 Messages say what was expected, what was found and what to do.
 """
@@ -34,6 +37,10 @@ class InputError(RegNeRFError, ValueError):
 
 class ConfigError(InputError):
   """A config field, override or preset name is invalid."""
+
+
+class CheckpointMismatchError(InputError):
+  """A checkpoint was written for a model or optimizer of another config."""
 
 
 class MissingFileError(RegNeRFError, FileNotFoundError):

@@ -2,19 +2,19 @@
 
 :func:`train` runs ``model.fit`` on a scene's records. It survives being
 killed: the model and optimizer state are saved every
-``config.train.checkpoint_every`` steps (atomically: a temporary file renamed
-into place), and a new call with the same ``workdir`` restores the latest
+``config.train.checkpoint_every`` steps (:mod:`regnerf_tf.checkpoints`: the
+last ``train.keep_checkpoints`` are kept, a damaged newest one falls back to
+the one before), and a new call with the same ``workdir`` restores the latest
 checkpoint and continues at the same step with the same data stream and
 schedules (everything is a function of ``optimizer.iterations``).
 
-Files in ``workdir``: ``config.json`` (the resolved config), ``checkpoint.npz``
-(weights + optimizer state + step), ``tensorboard/`` (scalars and held-out
-images), ``final.weights.h5`` when training ends.
+Files in ``workdir``: ``config.json`` (the resolved config), ``checkpoints/``
+(weights + optimizer state + step, by name), ``tensorboard/`` (scalars and
+held-out images), ``final.weights.h5`` when training ends.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from typing import Any, Sequence
@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from regnerf_tf import atomic
+from regnerf_tf import checkpoints
 from regnerf_tf import errors
 from regnerf_tf import configs as configs_lib
 from regnerf_tf import data as data_lib
@@ -31,7 +32,6 @@ from regnerf_tf import distribute
 from regnerf_tf import losses
 from regnerf_tf import model as model_lib
 
-CHECKPOINT = "checkpoint.npz"
 CONFIG = "config.json"
 FINAL_WEIGHTS = "final.weights.h5"
 
@@ -42,48 +42,6 @@ def current_step(model: keras.Model) -> int:
   if isinstance(value, tf.distribute.DistributedValues):
     value = tf.distribute.get_strategy().experimental_local_results(value)[0]
   return int(tf.convert_to_tensor(value).numpy())
-
-
-atomic_write_bytes = atomic.write_bytes
-
-
-def save_checkpoint(model: model_lib.RegNeRF, path: str) -> None:
-  """Weights, optimizer variables and the step, in one atomically written npz."""
-  arrays = {f"w{i}": v.numpy() for i, v in enumerate(model.mlp.weights)}
-  arrays.update({f"o{i}": np.asarray(v.numpy())
-                 for i, v in enumerate(model.optimizer.variables)})
-  arrays["step"] = np.asarray(current_step(model), np.int64)
-  buffer = io.BytesIO()
-  np.savez(buffer, **arrays)
-  atomic_write_bytes(path, buffer.getvalue())  # looked up here: tests patch it
-
-
-def restore_checkpoint(model: model_lib.RegNeRF, path: str) -> int:
-  """Restores :func:`save_checkpoint`'s file; returns the restored step."""
-  try:
-    with np.load(path, allow_pickle=False) as f:
-      arrays = {k: f[k] for k in f.files}
-  except (OSError, ValueError) as e:
-    raise errors.InputError(f"Checkpoint {path} is unreadable ({e}). Delete it to "
-                     "start over, or restore a backup.") from e
-  weights = [arrays[f"w{i}"] for i in range(len(model.mlp.weights))
-             if f"w{i}" in arrays]
-  if len(weights) != len(model.mlp.weights):
-    raise errors.InputError(f"Checkpoint {path} holds {len(weights)} weight arrays; "
-                     f"the model has {len(model.mlp.weights)}. Was it written "
-                     "with a different config?")
-  for variable, value in zip(model.mlp.weights, weights):
-    if tuple(variable.shape) != value.shape:
-      raise errors.InputError(f"Checkpoint {path}: weight {variable.path} has shape "
-                       f"{value.shape}, the model expects {tuple(variable.shape)}.")
-    variable.assign(value)
-  if not model.optimizer.built:
-    model.optimizer.build(model.mlp.trainable_variables)
-  for i, variable in enumerate(model.optimizer.variables):
-    if f"o{i}" in arrays:
-      variable.assign(arrays[f"o{i}"])
-  model.optimizer.iterations.assign(int(arrays["step"]))
-  return int(arrays["step"])
 
 
 class TrainingMonitor(keras.callbacks.Callback):
@@ -117,7 +75,9 @@ class TrainingMonitor(keras.callbacks.Callback):
     self._writer = None
     self.nonfinite_streak = 0  # consecutive skipped steps
     self.nonfinite_total = 0  # skipped steps in this process
+    self.last_checkpoint = None  # path prefix of this run's newest checkpoint
     self.last_checkpoint_step = None
+    self._checkpoint_writer = None
     self.divergence = None  # the DivergenceError message, once it happened
 
   def on_train_begin(self, logs=None):
@@ -175,20 +135,22 @@ class TrainingMonitor(keras.callbacks.Callback):
     # written stays the last good state to go back to.
     if (self.workdir and self.nonfinite_streak == 0
         and (step % t.checkpoint_every == 0 or step >= t.max_steps)):
-      save_checkpoint(self.model, os.path.join(self.workdir, CHECKPOINT))
+      if self._checkpoint_writer is None:
+        self._checkpoint_writer = checkpoints.Writer(
+            self.model, self.workdir, t.keep_checkpoints)
+      self.last_checkpoint = self._checkpoint_writer.save(step)
       self.last_checkpoint_step = step
     if step >= t.max_steps:
       self.model.stop_training = True
 
   def _divergence_message(self, step: int) -> str:
     t = self.config.train
-    if self.workdir and self.last_checkpoint_step is not None:
-      last = (f"The last good checkpoint is "
-              f"{os.path.join(self.workdir, CHECKPOINT)} (step "
+    if self.workdir and self.last_checkpoint is not None:
+      last = (f"The last good checkpoint is {self.last_checkpoint} (step "
               f"{self.last_checkpoint_step}).")
-    elif self.workdir and os.path.exists(os.path.join(self.workdir, CHECKPOINT)):
-      last = ("The last good checkpoint is the one this run resumed from, "
-              f"{os.path.join(self.workdir, CHECKPOINT)}.")
+    elif self.workdir and checkpoints.exists(self.workdir):
+      last = ("The last good checkpoint is the one this run resumed from "
+              f"(step {checkpoints.latest_step(self.workdir)}).")
     else:
       last = "No checkpoint was written by this run."
     return (
@@ -251,19 +213,20 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
         raise errors.InputError(
             f"{workdir} holds a run with a different model config; use another "
             "--workdir or delete the old run.")
-    if chief:
-      atomic_write_bytes(config_path, config.to_json().encode())
     if own_dir and os.path.isdir(own_dir):
-      stale = atomic.remove_stale_temporaries(own_dir)
+      stale = (atomic.remove_stale_temporaries(own_dir)
+               + checkpoints.remove_unlisted(own_dir))
       if stale and verbose:
         print(f"Removed {len(stale)} unfinished file(s) of an interrupted "
               f"run from {own_dir}: {stale}")
-    ckpt = os.path.join(workdir, CHECKPOINT)
-    if os.path.exists(ckpt):
-      with strategy.scope():
-        step = restore_checkpoint(model, ckpt)
+    with strategy.scope():
+      restored = checkpoints.restore(model, workdir)
+    if restored is not None:
+      step = restored
       if verbose:
-        print(f"Resuming from {ckpt} at step {step}.")
+        print(f"Resuming from the checkpoint of step {step} in {workdir}.")
+    if chief:  # after the restore: a refused run leaves the folder as it was
+      atomic.write_bytes(config_path, config.to_json().encode())
   t = config.train
   if step >= t.max_steps:
     final = os.path.join(own_dir, FINAL_WEIGHTS) if own_dir else None
@@ -285,8 +248,6 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
                                        else 0),
       preview=preview, image_every=image_every, verbose=verbose,
       is_chief=chief)
-  if step:
-    monitor.last_checkpoint_step = step
   steps_per_epoch = min(t.log_every, t.max_steps)
   epochs = -(-t.max_steps // steps_per_epoch)
   model.fit(dataset, steps_per_epoch=steps_per_epoch, epochs=epochs,
@@ -365,8 +326,10 @@ def load_run(workdir: str, patch_prior=None) -> model_lib.RegNeRF:
     FileNotFoundError: naming the missing file when ``workdir`` holds no run.
   """
   config_path = os.path.join(workdir, CONFIG)
-  ckpt = os.path.join(workdir, CHECKPOINT)
-  for path, what in ((config_path, "the run's config"), (ckpt, "a checkpoint")):
+  missing = [(config_path, "the run's config")]
+  if not checkpoints.exists(workdir):
+    missing.append((checkpoints.folder(workdir), "a checkpoint"))
+  for path, what in missing:
     if not os.path.exists(path):
       raise errors.MissingFileError(
           f"{path} not found: {workdir} does not hold {what}. Point at a "
@@ -375,7 +338,7 @@ def load_run(workdir: str, patch_prior=None) -> model_lib.RegNeRF:
     config = configs_lib.Config.from_json(f.read())
   config = config.replace(**{"reg.appearance_weight": 0.0})  # not needed to render
   model = model_lib.build_model(config, patch_prior=patch_prior)
-  restore_checkpoint(model, ckpt)
+  checkpoints.restore(model, workdir, with_optimizer=False)
   return model
 
 

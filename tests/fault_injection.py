@@ -12,16 +12,16 @@ installed; the process kills itself with SIGKILL when it reaches it::
 
 Kill points (``S`` is a training step):
   ``step:S``        while step S+1 is being computed (5 ms into it);
-  ``checkpoint:S``  in the middle of writing the checkpoint of step S: half
-                    of the file is in the temporary file, nothing renamed;
-  ``renamed:S``     right after the checkpoint of step S was renamed in place;
+  ``checkpoint:S``  in the middle of saving the checkpoint of step S: its
+                    files are written, its data file cut to half its size,
+                    TensorFlow's list of checkpoints not yet updated;
+  ``renamed:S``     right after the checkpoint of step S was saved and listed;
   ``final``         after ``final.weights.h5`` was written to its temporary
                     name, before the rename.
 """
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import signal
@@ -33,10 +33,10 @@ import time
 
 import numpy as np
 
+from regnerf_tf import checkpoints
 from tests import training_test
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECKPOINT = "checkpoint.npz"
 FINAL = "final.weights.h5"
 
 TINY_OVERRIDES = {k: v for k, v in training_test.TINY.items()
@@ -61,27 +61,33 @@ def install_fault(spec: str) -> None:
         threading.Timer(0.005, _die).start()
 
     training.TrainingMonitor.on_train_batch_begin = on_begin
-  elif kind in ("checkpoint", "renamed"):
-    original = training.atomic_write_bytes
+  elif kind == "checkpoint":
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    record = tf.train.CheckpointManager._record_state  # pylint: disable=protected-access
 
-    def write(path, payload):
-      if os.path.basename(path) == CHECKPOINT:
-        with np.load(io.BytesIO(payload)) as f:
-          step = int(f["step"])
-        if step == target and kind == "checkpoint":
-          fd, _ = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp_")
-          with os.fdopen(fd, "wb") as f:
-            f.write(payload[:len(payload) // 2])
-            f.flush()
-            os.fsync(f.fileno())
-          _die()
-        original(path, payload)
-        if step == target:
-          _die()
-        return
-      original(path, payload)
+    def record_or_die(manager):
+      prefix = manager.latest_checkpoint
+      if prefix.endswith(f"-{target}"):
+        data = prefix + ".data-00000-of-00001"
+        size = os.path.getsize(data)
+        with open(data, "r+b") as f:
+          f.truncate(size // 2)
+          f.flush()
+          os.fsync(f.fileno())
+        _die()
+      record(manager)
 
-    training.atomic_write_bytes = write
+    tf.train.CheckpointManager._record_state = record_or_die  # pylint: disable=protected-access
+  elif kind == "renamed":
+    save = checkpoints.Writer.save
+
+    def save_then_die(self, step):
+      path = save(self, step)
+      if step == target:
+        _die()
+      return path
+
+    checkpoints.Writer.save = save_then_die
   elif kind == "final":
     replace = os.replace
 
@@ -148,19 +154,26 @@ def run_killed_from_outside(workdir: str, steps: int, after_step: int,
 
 
 def checkpoint_arrays(workdir: str) -> dict[str, np.ndarray]:
-  with np.load(os.path.join(workdir, CHECKPOINT), allow_pickle=False) as f:
-    return {k: f[k] for k in f.files}
+  return checkpoints.read_arrays(workdir)
 
 
 def checkpoint_step(workdir: str) -> int | None:
-  """The step of the complete checkpoint in ``workdir`` (None if absent)."""
-  if not os.path.exists(os.path.join(workdir, CHECKPOINT)):
-    return None
-  return int(checkpoint_arrays(workdir)["step"])
+  """The step of the newest listed checkpoint in ``workdir`` (None if absent)."""
+  return checkpoints.latest_step(workdir)
 
 
 def temporaries(workdir: str) -> list[str]:
-  return sorted(n for n in os.listdir(workdir) if n.startswith(".tmp_"))
+  """What an interrupted write leaves: ``.tmp_*`` files in the run folder and
+  checkpoint files that TensorFlow's list does not name."""
+  names = sorted(n for n in os.listdir(workdir) if n.startswith(".tmp_"))
+  folder = checkpoints.folder(workdir)
+  if os.path.isdir(folder):
+    listed = {os.path.basename(p) for p in checkpoints.listed(workdir)}
+    names += sorted(
+        os.path.join(checkpoints.FOLDER, n) for n in os.listdir(folder)
+        if n.startswith(checkpoints.NAME + "-")
+        and n.split(".")[0].split("_temp")[0] not in listed)
+  return names
 
 
 def compare_runs(reference: str, resumed: str, atol: float = 1e-4) -> float:
