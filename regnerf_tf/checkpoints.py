@@ -69,19 +69,18 @@ def named_variables(model, with_optimizer: bool = True) -> dict:
   saved or restored).
   """
   names = {v.path: v for v in model.mlp.weights}
+  optimizer = model.optimizer
   if with_optimizer:
-    optimizer = model.optimizer
     if not optimizer.built:
       optimizer.build(model.mlp.trainable_variables)
-    iterations = optimizer.iterations
     for v in optimizer.variables:
-      if v is not iterations:
+      if v is not optimizer.iterations:
         # Keras numbers optimizers per process (adam, adam_1, ...): the
         # stored name replaces that first part with "optimizer".
         names["optimizer/" + v.path.split("/", 1)[-1]] = v
-    names[STEP] = iterations
+  names[STEP] = optimizer.iterations  # the step, also for a model to render
   expected = len(model.mlp.weights) + (
-      len(model.optimizer.variables) if with_optimizer else 0)
+      len(optimizer.variables) if with_optimizer else 1)
   if len(names) != expected:
     raise AssertionError("two variables share a name: "
                          f"{len(names)} names for {expected} variables")
@@ -245,8 +244,8 @@ def restore(model, workdir: str, *, with_optimizer: bool = True,
   Args:
     model: a built RegNeRF.
     workdir: the run folder.
-    with_optimizer: also the optimizer's state and step (to resume training);
-      False restores the network's weights only (to render).
+    with_optimizer: also the optimizer's state (to resume training); False
+      restores the network's weights and the step only (to render).
     log: where the fallback messages go (None: nowhere).
 
   Returns:
@@ -333,7 +332,7 @@ def _restore_legacy(model, path: str, with_optimizer: bool) -> int:
     for i, variable in enumerate(model.optimizer.variables):
       if f"o{i}" in arrays:
         variable.assign(arrays[f"o{i}"])
-    model.optimizer.iterations.assign(int(arrays["step"]))
+  model.optimizer.iterations.assign(int(arrays["step"]))
   return int(arrays["step"])
 
 

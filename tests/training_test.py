@@ -215,6 +215,7 @@ def test_an_old_npz_checkpoint_is_still_read(tmp_path, scene, capsys):
   assert checkpoints.latest_step(old) == 4
   rendered = training.load_run(old)
   np.testing.assert_array_equal(rendered.mlp.weights[0].numpy(), arrays["w0"])
+  assert training.current_step(rendered) == 4
   capsys.readouterr()
   resumed = training.train(cfg, scene.train, old, verbose=False)
   assert "checkpoint.npz (step 4)" in capsys.readouterr().out
@@ -241,6 +242,7 @@ def test_load_run_restores_the_trained_model(tmp_path, scene):
   model = training.train(cfg, scene.train, str(tmp_path), verbose=False)
   loaded = training.load_run(str(tmp_path))
   assert loaded.config == cfg
+  assert training.current_step(loaded) == 4
   rays = {k: v[:1, :8] for k, v in
           __import__("regnerf_tf.data", fromlist=["x"]).view_rays(
               scene.test[0]["camtoworld"], scene.test[0]["intrinsics"], 24, 32,
