@@ -36,6 +36,7 @@ beside it, and the new format wins from then on.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 import shutil
@@ -103,7 +104,17 @@ class Writer:
 
   def save(self, step: int) -> str:
     """Writes the checkpoint of ``step``; returns its path prefix."""
-    return self._manager.save(checkpoint_number=int(step))
+    # TensorFlow logs an INFO line per save (through absl), which the
+    # command lines' default verbosity (INFO) would print into the progress.
+    loggers = [logging.getLogger(n) for n in ("absl", "tensorflow")]
+    levels = [logger.level for logger in loggers]
+    for logger, level in zip(loggers, levels):
+      logger.setLevel(max(level, logging.WARNING))
+    try:
+      return self._manager.save(checkpoint_number=int(step))
+    finally:
+      for logger, level in zip(loggers, levels):
+        logger.setLevel(level)
 
 
 def _step_of(prefix: str) -> int:

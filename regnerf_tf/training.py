@@ -31,8 +31,9 @@ from regnerf_tf import data as data_lib
 from regnerf_tf import distribute
 from regnerf_tf import losses
 from regnerf_tf import model as model_lib
+from regnerf_tf import run_folder
 
-CONFIG = "config.json"
+CONFIG = run_folder.CONFIG
 FINAL_WEIGHTS = "final.weights.h5"
 
 
@@ -175,8 +176,8 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
           preview_record: dict | None = None,
           patch_prior=None, strategy: tf.distribute.Strategy | None = None,
           verbose: bool = True, image_every: int = 0,
-          callbacks: Sequence[keras.callbacks.Callback] = ()
-          ) -> model_lib.RegNeRF:
+          callbacks: Sequence[keras.callbacks.Callback] = (),
+          resume_with_changes: bool = False) -> model_lib.RegNeRF:
   """Trains (or resumes training) and returns the model.
 
   Args:
@@ -194,6 +195,10 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
     image_every: steps between TensorBoard preview images.
     callbacks: more Keras callbacks, run after the training monitor (so they
       see the step's checkpoint already written).
+    resume_with_changes: continue a run in ``workdir`` although ``config``
+      differs from its own in fields that change the result; the changes go
+      to its ``history.json`` (:mod:`regnerf_tf.run_folder`). Without it such
+      a start is refused, naming the fields.
 
   Returns:
     the trained :class:`RegNeRF`.
@@ -206,13 +211,7 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
   step = 0
   if workdir:
     os.makedirs(workdir, exist_ok=True)
-    config_path = os.path.join(workdir, CONFIG)
-    if os.path.exists(config_path):
-      saved = configs_lib.Config.from_json(open(config_path).read())
-      if saved.model != config.model:
-        raise errors.InputError(
-            f"{workdir} holds a run with a different model config; use another "
-            "--workdir or delete the old run.")
+    changes = run_folder.check_start(workdir, config, resume_with_changes)
     if own_dir and os.path.isdir(own_dir):
       stale = (atomic.remove_stale_temporaries(own_dir)
                + checkpoints.remove_unlisted(own_dir))
@@ -226,7 +225,8 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
       if verbose:
         print(f"Resuming from the checkpoint of step {step} in {workdir}.")
     if chief:  # after the restore: a refused run leaves the folder as it was
-      atomic.write_bytes(config_path, config.to_json().encode())
+      run_folder.record_start(workdir, config, changes, step,
+                              resume_with_changes)
   t = config.train
   if step >= t.max_steps:
     final = os.path.join(own_dir, FINAL_WEIGHTS) if own_dir else None
@@ -334,8 +334,7 @@ def load_run(workdir: str, patch_prior=None) -> model_lib.RegNeRF:
       raise errors.MissingFileError(
           f"{path} not found: {workdir} does not hold {what}. Point at a "
           "folder written by regnerf-train (or regnerf-demo).")
-  with open(config_path) as f:
-    config = configs_lib.Config.from_json(f.read())
+  config = run_folder.run_config(workdir)
   config = config.replace(**{"reg.appearance_weight": 0.0})  # not needed to render
   model = model_lib.build_model(config, patch_prior=patch_prior)
   checkpoints.restore(model, workdir, with_optimizer=False)

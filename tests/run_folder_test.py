@@ -109,3 +109,111 @@ def test_end_of_training_scores_are_limited_logged_and_shown(run, tmp_path,
 def test_malformed_eval_views_name_the_flag(value, tmp_path):
   with pytest.raises(flags.IllegalFlagValueError, match="--eval_views"):
     _train(str(tmp_path), "--synthetic", f"--eval_views={value}")
+
+
+# --- a run folder is never silently repurposed ---------------------------------
+
+
+def _tiny_run(workdir, steps=4, **extra):
+  from regnerf_tf import scenes, training  # pylint: disable=import-outside-toplevel
+  cfg = training_test.tiny_preset(**{"train.max_steps": steps, **extra})
+  scene = scenes.synthetic_scene(height=24, width=32)
+  return cfg, scene, training.train(cfg, scene.train, str(workdir),
+                                    verbose=False)
+
+
+def test_a_different_config_is_refused_and_the_folder_is_untouched(tmp_path):
+  from regnerf_tf import errors, training  # pylint: disable=import-outside-toplevel
+  cfg, scene, _ = _tiny_run(tmp_path)
+  before = {n: (tmp_path / n).read_bytes() for n in ("config.json",)}
+  listing = sorted(os.listdir(tmp_path))
+  other = cfg.replace(**{"reg.depth_tv_weight_start": 10.0,
+                         "train.lr_init": 1e-3})
+  with pytest.raises(errors.InputError) as info:
+    training.train(other, scene.train, str(tmp_path), verbose=False)
+  text = str(info.value)
+  start = cfg.reg.depth_tv_weight_start
+  for fact in (f"reg.depth_tv_weight_start: {start!r} in the run, 10.0 now",
+               "train.lr_init", "--restart", "--resume_with_changes",
+               "another --workdir"):
+    assert fact in text, (fact, text)
+  assert (tmp_path / "config.json").read_bytes() == before["config.json"]
+  assert sorted(os.listdir(tmp_path)) == listing
+  # Longer training is a different run too (its schedules stretch).
+  with pytest.raises(errors.InputError, match="train.max_steps: 4 in the run"):
+    training.train(cfg.replace(**{"train.max_steps": 8}), scene.train,
+                   str(tmp_path), verbose=False)
+
+
+def test_operational_fields_may_change_and_are_recorded(tmp_path):
+  from regnerf_tf import run_folder, training  # pylint: disable=import-outside-toplevel
+  cfg, scene, _ = _tiny_run(tmp_path, steps=4)
+  original = (tmp_path / "config.json").read_bytes()
+  changed = cfg.replace(**{"train.log_every": 1, "train.render_chunk": 512})
+  training.train(changed, scene.train, str(tmp_path), verbose=False)
+  assert (tmp_path / "config.json").read_bytes() == original
+  [entry] = run_folder.read_history(str(tmp_path))
+  assert entry["how"] == "operational" and entry["step"] == 4
+  assert entry["changes"] == {
+      "train.log_every": [cfg.train.log_every, 1],
+      "train.render_chunk": [cfg.train.render_chunk, 512]}
+  assert run_folder.run_config(str(tmp_path)) == changed
+
+
+def test_resume_with_changes_continues_and_keeps_the_history(tmp_path):
+  from regnerf_tf import checkpoints, errors, run_folder, training  # pylint: disable=import-outside-toplevel
+  cfg, scene, _ = _tiny_run(tmp_path, steps=4)
+  original = (tmp_path / "config.json").read_bytes()
+  longer = cfg.replace(**{"train.max_steps": 8, "model.num_samples": 12})
+  model = training.train(longer, scene.train, str(tmp_path), verbose=False,
+                         resume_with_changes=True)
+  assert training.current_step(model) == 8  # continued from step 4
+  assert (tmp_path / "config.json").read_bytes() == original
+  [entry] = run_folder.read_history(str(tmp_path))
+  assert entry["how"] == "resume_with_changes" and entry["step"] == 4
+  assert entry["changes"] == {"model.num_samples": [8, 12],
+                              "train.max_steps": [4, 8]}
+  assert run_folder.run_config(str(tmp_path)) == longer
+  assert checkpoints.latest_step(str(tmp_path)) == 8
+  # Rendering uses the run's config as continued.
+  assert training.load_run(str(tmp_path)).config.model.num_samples == 12
+  # The continued config is now the run's own; the first one is not.
+  training.train(longer, scene.train, str(tmp_path), verbose=False)
+  with pytest.raises(errors.InputError, match="model.num_samples: 12 in the run"):
+    training.train(cfg, scene.train, str(tmp_path), verbose=False)
+
+
+def test_train_without_a_preset_resumes_the_runs_config(tmp_path, capsys):
+  workdir = str(tmp_path / "run")
+  argv = [f"--workdir={workdir}", "--quiet", "--eval_views=none"]
+  assert _run_cli(train_cli, ["--preset=dtu3_small_mipnerf", "--synthetic",
+                              "--steps=2", *argv,
+                              *[f"--override={o}" for o in TINY]]) == 0
+  with open(os.path.join(workdir, "config.json")) as f:
+    first = json.load(f)
+  # Run again with nothing but the folder: the run's preset and overrides.
+  assert _run_cli(train_cli, argv) == 0
+  with open(os.path.join(workdir, "config.json")) as f:
+    assert json.load(f) == first
+  assert not os.path.exists(os.path.join(workdir, "history.json"))
+  # Another preset named explicitly is refused.
+  with pytest.raises(Exception, match="holds a run with another config"):
+    _run_cli(train_cli, ["--preset=dtu3_small", *argv])
+
+
+def test_restart_moves_the_old_run_aside(tmp_path, capsys):
+  workdir = tmp_path / "run"
+  base = [f"--workdir={workdir}", "--quiet", "--eval_views=none",
+          "--synthetic", *[f"--override={o}" for o in TINY]]
+  assert _run_cli(train_cli, ["--preset=dtu3_small", "--steps=2", *base]) == 0
+  old_config = (workdir / "config.json").read_bytes()
+  with pytest.raises(Exception, match="another config"):
+    _run_cli(train_cli, ["--preset=dtu3_small", "--steps=3", *base])
+  assert _run_cli(train_cli, ["--preset=dtu3_small", "--steps=3", "--restart",
+                              *base]) == 0
+  [aside] = [p for p in tmp_path.iterdir() if p.name.startswith("run.replaced-")]
+  assert (aside / "config.json").read_bytes() == old_config
+  assert json.loads((workdir / "config.json").read_text())["train"][
+      "max_steps"] == 3
+  with pytest.raises(Exception, match="give one of them"):
+    _run_cli(train_cli, ["--restart", "--resume_with_changes", *base])

@@ -92,9 +92,15 @@ def test_checkpoint_rejects_a_different_model(tmp_path, scene):
   cfg = configs.get_preset("dtu3_small", **{**TINY, "train.max_steps": 4})
   training.train(cfg, scene.train, str(tmp_path), verbose=False)
   wider = cfg.replace(**{"model.net_width": 32})
-  with pytest.raises(ValueError, match="different model config"):
+  with pytest.raises(ValueError, match="model.net_width: 16 in the run, 32 now"):
     training.train(wider, scene.train, str(tmp_path), verbose=False)
-  # Without the run's config.json, the checkpoint's names and shapes refuse it.
+  # Even when continuing on purpose, the checkpoint's names and shapes refuse
+  # another network.
+  with pytest.raises(errors.CheckpointMismatchError):
+    training.train(wider, scene.train, str(tmp_path), verbose=False,
+                   resume_with_changes=True)
+  assert not os.path.exists(os.path.join(tmp_path, "history.json"))
+  # Without the run's config.json, too.
   os.remove(os.path.join(tmp_path, "config.json"))
   with pytest.raises(errors.CheckpointMismatchError) as info:
     training.train(wider, scene.train, str(tmp_path), verbose=False)

@@ -132,15 +132,134 @@ def record_scene(workdir: str, scene, source: dict) -> None:
         "test_views": [int(r["view_index"]) for r in scene.test]})
 
 
+TRACEBACK_ENV = "REGNERF_TF_TRACEBACK"  # set to 1: errors show the traceback
+
+
 def run_app(main, define_flags, module_name: str) -> None:
   """Declares the flags, makes ``--help`` list them, and runs ``main``.
 
   absl's ``--help`` shows the flags of the module named by ``sys.argv[0]``;
   for a console script that is the generated wrapper, so the entry point's
-  flags (and the shared scene flags) are registered for it.
+  flags (and the shared scene flags) are registered for it. ``main`` runs
+  under :func:`guarded`: a deliberate error is one paragraph and exit code 2.
   """
   define_flags()
+  if "verbose" not in FLAGS:
+    flags.DEFINE_bool("verbose", False, "On an error, also print the Python "
+                      f"traceback (so does {TRACEBACK_ENV}=1).")
   for module in (module_name, __name__):
     for flag in FLAGS.get_flags_for_module(module):
       FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-  app.run(main)
+  app.run(guarded(main, program_name()))
+
+
+def program_name() -> str:
+  """``regnerf-train`` for both the console script and ``python -m``."""
+  name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+  if name in ("", "-c", "__main__.py") or name.endswith(".py"):
+    module = os.path.splitext(name)[0] if name.endswith(".py") else ""
+    return f"regnerf-{module}" if module and module != "__main__" else "regnerf"
+  return name
+
+
+def guarded(main, program: str):
+  """``main`` that turns the errors a user can fix into one paragraph.
+
+  :class:`regnerf_tf.errors.RegNeRFError`, a usage error raised while
+  running, and the OS errors of files and folders (a full or read-only
+  disk, a run folder that is a file, a missing path) print ``program: error:``
+  and the message on stderr and return 2; the traceback only with
+  ``--verbose`` or ``REGNERF_TF_TRACEBACK=1``. Anything else is a bug and
+  keeps its traceback.
+  """
+
+  def wrapped(argv):
+    from regnerf_tf import errors  # pylint: disable=import-outside-toplevel
+    try:
+      return main(argv)
+    except errors.RegNeRFError as e:
+      return report_error(program, str(e), e)
+    except app.UsageError as e:
+      return report_error(program, f"{e} (--help lists the flags.)", e)
+    except OSError as e:
+      return report_error(program, explain_os_error(e), e)
+    except Exception as e:  # pylint: disable=broad-except
+      text = explain_tf_io_error(e)
+      if text is None:
+        raise
+      return report_error(program, text, e)
+
+  return wrapped
+
+
+def show_traceback() -> bool:
+  if os.environ.get(TRACEBACK_ENV, "").strip() not in ("", "0"):
+    return True
+  try:
+    return FLAGS["verbose"].value is True
+  except KeyError:
+    return False
+
+
+def report_error(program: str, text: str, error: BaseException) -> int:
+  """Prints ``text`` as one paragraph on stderr (and the traceback when
+  asked for); returns the exit code 2."""
+  import textwrap  # pylint: disable=import-outside-toplevel
+  import traceback  # pylint: disable=import-outside-toplevel
+  if show_traceback():
+    traceback.print_exception(error)
+  sys.stdout.flush()
+  print(textwrap.fill(f"{program}: error: {text}", width=100,
+                      break_long_words=False, break_on_hyphens=False),
+        file=sys.stderr, flush=True)
+  return 2
+
+
+_WHAT_TO_DO = {
+    "ENOSPC": "The disk is full. Free space there or point the command at "
+              "another disk; a training run resumes from its last checkpoint.",
+    "EDQUOT": "The disk quota is used up. Free space or use another disk.",
+    "EROFS": "That file system is read-only. Choose a folder you can write "
+             "to (--workdir, --output).",
+    "EACCES": "Permission denied. Choose a folder you can write to, or fix "
+              "its permissions.",
+    "EPERM": "The operation is not permitted there. Choose another folder.",
+    "ENOTDIR": "A part of that path is a file, not a folder. Choose another "
+               "path, or move the file away.",
+    "EEXIST": "A file of that name is in the way where a folder is needed. "
+              "Choose another path, or move the file away.",
+    "EISDIR": "That path is a folder where a file is expected. Give the "
+              "file's path.",
+    "ENOENT": "Check the path (it is relative to the current folder unless "
+              "it starts with /).",
+}
+
+
+def explain_os_error(error: OSError) -> str:
+  """What went wrong with which path, and what to do."""
+  import errno  # pylint: disable=import-outside-toplevel
+  name = errno.errorcode.get(error.errno, "")
+  path = error.filename
+  where = f" ({path})" if path else ""
+  what = error.strerror or str(error)
+  return f"{what}{where}. " + _WHAT_TO_DO.get(
+      name, "Check the path and the disk, then run the same command again.")
+
+
+_TF_IO = (("No space left on device", "ENOSPC"),
+          ("Read-only file system", "EROFS"),
+          ("Permission denied", "EACCES"),
+          ("Not a directory", "ENOTDIR"),
+          ("Disk quota exceeded", "EDQUOT"))
+
+
+def explain_tf_io_error(error: BaseException) -> str | None:
+  """The paragraph for a TensorFlow file-system error (its C++ file writer
+  raises ``tf.errors.OpError``, not ``OSError``), or None for any other."""
+  if not type(error).__module__.startswith("tensorflow"):
+    return None
+  message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+  for needle, name in _TF_IO:
+    if needle in str(error):
+      return f"{message}. {_WHAT_TO_DO[name]}"
+  return None

@@ -36,10 +36,11 @@ def define_flags():
   """Declares the flags (at run time, not import time)."""
   render_cli.define_scene_flags()
   flags.DEFINE_string("output", None, "SavedModel folder to write.")
-  flags.DEFINE_integer("chunk", 4096, "Rays rendered at once inside the graph.")
+  flags.DEFINE_integer("chunk", 4096, "Rays rendered at once inside the graph.",
+                       lower_bound=1)
   flags.DEFINE_integer("max_pixels", None, "Largest height*width that "
                        "render_image accepts (checked in the graph; default "
-                       "4096*4096).")
+                       "4096*4096; at least 9, a 3×3 image).", lower_bound=9)
   flags.DEFINE_bool("quiet", False, "No summary line.")
 
 
@@ -49,11 +50,6 @@ def main(argv):
   from regnerf_tf import export, training  # pylint: disable=import-outside-toplevel
   if not FLAGS.workdir or not FLAGS.output:
     raise app.UsageError("--workdir and --output are required.")
-  if FLAGS.chunk < 1:
-    raise app.UsageError("--chunk must be >= 1.")
-  if FLAGS.max_pixels is not None and FLAGS.max_pixels < 9:
-    raise app.UsageError("--max_pixels must be >= 9 (a 3×3 image); received "
-                         f"{FLAGS.max_pixels}.")
   if not FLAGS.quiet:
     print(f"Loading the run in {FLAGS.workdir}...", flush=True)
   model = training.load_run(FLAGS.workdir)

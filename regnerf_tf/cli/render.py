@@ -244,11 +244,14 @@ def define_flags():
   flags.DEFINE_string("output", None, "Video file: .mp4 or .gif.")
   flags.DEFINE_string("path", "spiral", "'spiral' (the scene kind's default "
                       "path) or a JSON file of camera-to-world matrices.")
-  flags.DEFINE_integer("frames", 240, "Frames of the spiral.")
+  flags.DEFINE_integer("frames", 240, "Frames of the spiral.", lower_bound=1)
   flags.DEFINE_integer("chunk", None, "Rays rendered at once (default: the "
-                       "run's train.render_chunk).")
+                       "run's train.render_chunk).", lower_bound=1)
   flags.DEFINE_float("scale", 1.0, "Resolution relative to the scene's images.")
   flags.DEFINE_float("fps", 30.0, "Frames per second.")
+  for name in ("scale", "fps"):
+    flags.register_validator(name, lambda v: v > 0,
+                             message=f"--{name} must be > 0.")
   flags.DEFINE_bool("quiet", False, "No progress bar.")
 
 
@@ -262,8 +265,6 @@ def main(argv):
   if FLAGS.path != "spiral" and not os.path.isfile(FLAGS.path):
     raise app.UsageError(f"--path must be 'spiral' or a JSON file; "
                          f"{FLAGS.path} does not exist.")
-  if FLAGS.frames < 1 or (FLAGS.chunk is not None and FLAGS.chunk < 1):
-    raise app.UsageError("--frames and --chunk must be >= 1.")
   model = training.load_run(FLAGS.workdir)
   scene = load_scene_from_flags(model.config.data.n_views)
   result = render_video(model, scene, FLAGS.output, FLAGS.path, FLAGS.frames,

@@ -26,28 +26,39 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import flags
+from absl import app, flags
 
 from regnerf_tf.cli import common
 
 FLAGS = flags.FLAGS
+DEFAULT_PRESET = "dtu3_small"
 
 
 def define_flags():
   """Declares the command-line flags (at run time, not import time, so that
   several entry points can live in one process, e.g. under pytest)."""
-  flags.DEFINE_string("preset", "dtu3_small", "Named preset (regnerf_tf.configs).")
+  flags.DEFINE_string("preset", None, "Named preset (regnerf_tf.configs). "
+                      "Default: the config of the run in --workdir, else "
+                      f"{DEFAULT_PRESET}.")
+  flags.DEFINE_bool("restart", False, "Start a new run in --workdir: a run "
+                    "already there is first renamed to "
+                    "<workdir>.replaced-<UTC time>.")
+  flags.DEFINE_bool("resume_with_changes", False, "Continue the run in "
+                    "--workdir with a config that differs from its own; the "
+                    "changes are recorded in its history.json.")
   flags.DEFINE_multi_string("override", [], "section.field=value; repeatable.")
   flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints, logs.")
   common.define_scene_flags()
-  flags.DEFINE_integer("steps", None, "Shortcut for --override=train.max_steps=N.")
+  flags.DEFINE_integer("steps", None, "Shortcut for --override=train.max_steps=N.",
+                       lower_bound=1)
   flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored",
                                          "multi_worker"],
                     "tf.distribute strategy (auto: multi_worker when TF_CONFIG "
                     "names a cluster, mirrored on >1 GPU, else one device).")
   flags.DEFINE_string("prior", None, "Patch prior for the appearance term: "
                       "'default' or a path written by regnerf-train-prior.")
-  flags.DEFINE_integer("image_every", 0, "Steps between TensorBoard previews.")
+  flags.DEFINE_integer("image_every", 0, "Steps between TensorBoard previews.",
+                       lower_bound=0)
   flags.DEFINE_bool("quiet", False, "No progress bar.")
   flags.DEFINE_string("eval_views", "8", "Held-out views scored after "
                       "training: a number (the first N), 'all' or 'none'.")
@@ -68,11 +79,19 @@ def parse_eval_views(value: str):
   return n if n >= 1 else None
 
 
-def build_config(preset: str, overrides, steps=None):
-  from regnerf_tf import configs  # pylint: disable=import-outside-toplevel
+def build_config(preset: str | None, overrides, steps=None,
+                 workdir: str | None = None):
+  """The preset with the overrides; without a preset, the config of the run
+  in ``workdir`` (with the overrides), else :data:`DEFAULT_PRESET`'s."""
+  from regnerf_tf import configs, run_folder  # pylint: disable=import-outside-toplevel
   parsed = dict(configs.parse_override(o) for o in overrides)
   if steps is not None:
     parsed["train.max_steps"] = steps
+  if preset is None:
+    run = run_folder.run_config(workdir) if workdir else None
+    if run is not None:
+      return run.replace(**parsed)
+    preset = DEFAULT_PRESET
   return configs.get_preset(preset, **parsed)
 
 
@@ -87,13 +106,26 @@ def load_prior(spec: str | None):
 
 def main(argv):
   del argv
-  from regnerf_tf import training  # pylint: disable=import-outside-toplevel
-  config = build_config(FLAGS.preset, FLAGS.override, FLAGS.steps)
-  from regnerf_tf import distribute  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import distribute, run_folder, training  # pylint: disable=import-outside-toplevel
+  if FLAGS.restart and FLAGS.resume_with_changes:
+    raise app.UsageError("--restart starts a new run, --resume_with_changes "
+                         "continues the old one: give one of them.")
+  if (FLAGS.restart or FLAGS.resume_with_changes) and not FLAGS.workdir:
+    raise app.UsageError("--restart and --resume_with_changes need --workdir.")
+  config = build_config(FLAGS.preset, FLAGS.override, FLAGS.steps,
+                        FLAGS.workdir)
   source = common.resolve_scene_source(FLAGS.workdir)
+  strategy = distribute.make_strategy(FLAGS.strategy)
+  if FLAGS.restart:
+    if distribute.task_info(strategy)[0] is not None:  # one of several workers
+      raise app.UsageError(
+          "--restart is for single-process training: with several workers, "
+          "rename or remove the old run folder before starting them.")
+    moved = run_folder.move_aside(FLAGS.workdir)
+    if moved and not FLAGS.quiet:
+      print(f"Moved the previous run in {FLAGS.workdir} to {moved}.")
   common.check_scene(FLAGS.workdir, source)
   scene = common.load_scene(source, config.data.n_views)
-  strategy = distribute.make_strategy(FLAGS.strategy)
   if FLAGS.workdir and distribute.is_chief(strategy):
     os.makedirs(FLAGS.workdir, exist_ok=True)
     common.record_scene(FLAGS.workdir, scene, source)
@@ -110,7 +142,8 @@ def main(argv):
       config, scene.train, FLAGS.workdir,
       preview_record=scene.test[0] if scene.test else None,
       patch_prior=prior, strategy=strategy, verbose=not FLAGS.quiet,
-      image_every=FLAGS.image_every)
+      image_every=FLAGS.image_every,
+      resume_with_changes=FLAGS.resume_with_changes)
   count = parse_eval_views(FLAGS.eval_views)
   records = scene.test if count == -1 else scene.test[:count]
   if records and FLAGS.workdir and distribute.is_chief(strategy):
