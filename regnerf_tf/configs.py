@@ -339,6 +339,26 @@ class Config:
             f"must be a multiple of train.micro_batches × patch_size² = "
             f"{parts * s2} (whole patches in every micro-batch)")
 
+  def check_scene_kind(self, kind: str, what: str = "the scene") -> None:
+    """Refuses a scene of the other family than the config's.
+
+    Forward-facing LLFF scenes (``data.dataset="llff"``: rays in NDC, LLFF
+    bounds, the LLFF pose bank and hyperparameters) and object-centred ones
+    (DTU, Blender, custom) do not mix; within a family a config is accepted.
+    """
+    forward = self.data.dataset == "llff"
+    if forward == (kind == "llff"):
+      return
+    family = ("forward-facing LLFF scenes (NDC rays, LLFF bounds, poses and "
+              "weights)" if forward else "object-centred scenes (DTU, "
+              "Blender)")
+    preset = "an llff3* preset" if kind == "llff" else "a dtu3* preset"
+    raise errors.ConfigError(
+        f"Config {self.name!r} is for {family}, but {what} is a {kind} scene "
+        f"(data.dataset={self.data.dataset!r}). Use {preset} "
+        "(regnerf_tf.configs.preset_names()), or a config made for this "
+        "scene.")
+
   # --- derived behaviour, where release_compat matters -----------------------
 
   @property

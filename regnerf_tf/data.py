@@ -410,6 +410,7 @@ def training_stream(source: tf.data.Dataset | Iterable[Mapping[str, Any]],
         "endless=True.")
   records = _as_records(source)
   views = load_views(records)
+  config.check_scene_kind(views["kind"], "the training views' scene")
   height, width = views["images"].shape[1:3]
   dataset = make_train_dataset(
       records, batch_size=t.batch_size, batching=t.batching, seed=t.seed,

@@ -47,6 +47,12 @@ class Scene:
 
 def _select(records: Sequence[dict], indices: Sequence[int], what: str
             ) -> list[dict]:
+  twice = sorted({int(i) for i in indices if list(indices).count(i) > 1})
+  if twice:
+    raise errors.InputError(
+        f"{what} names views {twice} more than once ({list(indices)}); a "
+        "view counted twice weighs double in training and in the scores. "
+        "List each view once.")
   by_index = {int(r["view_index"]): r for r in records}
   missing = [i for i in indices if i not in by_index]
   if missing:
@@ -55,15 +61,32 @@ def _select(records: Sequence[dict], indices: Sequence[int], what: str
   return [by_index[i] for i in indices]
 
 
+def check_disjoint(train_views: Sequence[int], test_views: Sequence[int],
+                   allow_overlap: bool = False) -> None:
+  """Refuses input views that are also held-out views (unless allowed)."""
+  both = sorted(set(int(i) for i in train_views)
+                & set(int(i) for i in test_views))
+  if both and not allow_overlap:
+    raise errors.InputError(
+        f"Views {both} are both input views and held-out views (input "
+        f"{sorted(int(i) for i in train_views)}); a held-out score on a view "
+        "the model trained on measures memorisation, not novel views. Choose "
+        "input views outside the held-out ones, or allow it on purpose "
+        "(allow_overlap=True, --allow_view_overlap) for an experiment.")
+
+
 def from_folder(path: str, n_views: int = 3,
                 train_views: Sequence[int] | None = None,
-                test_views: Sequence[int] | None = None) -> Scene:
+                test_views: Sequence[int] | None = None,
+                allow_overlap: bool = False) -> Scene:
   """Reads a scene folder and applies its canonical sparse split.
 
   Args:
     path: scene folder.
     n_views: number of input views (canonical split).
     train_views, test_views: explicit 0-based view indices instead.
+    allow_overlap: accept input views that are also held-out views (an
+      experiment; refused by default).
   """
   if train_views is not None and len(train_views) == 0:
     raise errors.InputError("train_views is empty; expected at least one 0-based "
@@ -78,6 +101,7 @@ def from_folder(path: str, n_views: int = 3,
       test_all = readers.read_blender(path, split="test")
     except FileNotFoundError:
       test_all = []
+    # Blender's held-out views come from its own test split: no overlap.
     train = _select(train_all, train_views or list(range(n_views)),
                     "train_views")
     test = (_select(test_all, test_views, "test_views") if test_views
@@ -99,6 +123,7 @@ def from_folder(path: str, n_views: int = 3,
       test_views = splits.llff_test_views(len(records))
     else:
       test_views = [i for i in range(len(records)) if i not in train_views]
+  check_disjoint(train_views, test_views, allow_overlap)
   return Scene(str(records[0]["scene"]), kind,
                _select(records, train_views, "train_views"),
                _select(records, test_views, "test_views"))

@@ -20,6 +20,9 @@ def define_scene_flags():
   flags.DEFINE_string("manual_dir", None, "Raw scenes for building --tfds.")
   flags.DEFINE_bool("synthetic", False, "The project's synthetic scene.")
   flags.DEFINE_list("train_views", None, "Explicit 0-based input views.")
+  flags.DEFINE_bool("allow_view_overlap", False, "Accept input views that "
+                    "are also held-out views (an experiment: the held-out "
+                    "scores then include memorised views).")
 
 
 SCENE_FILE = "scene.json"  # in a run folder: where its scene came from
@@ -40,8 +43,12 @@ def scene_source_from_flags() -> dict | None:
   if FLAGS.scene_dir:
     if not os.path.isdir(FLAGS.scene_dir):
       raise app.UsageError(f"--scene_dir {FLAGS.scene_dir} is not a folder.")
-    return {"source": "folder", "scene_dir": os.path.abspath(FLAGS.scene_dir),
-            "train_views": views}
+    source = {"source": "folder",
+              "scene_dir": os.path.abspath(FLAGS.scene_dir),
+              "train_views": views}
+    if FLAGS.allow_view_overlap:  # recorded only when given
+      source["allow_view_overlap"] = True
+    return source
   if not FLAGS.scene:
     raise app.UsageError("--tfds needs --scene (e.g. --scene=fern).")
   return {"source": "tfds", "tfds": FLAGS.tfds, "scene": FLAGS.scene,
@@ -63,7 +70,9 @@ def load_scene(source: dict, n_views: int):
       raise app.UsageError(
           f"The scene folder {source['scene_dir']} is gone; give the scene "
           "again with --scene_dir (or --tfds/--synthetic).")
-    return scenes.from_folder(source["scene_dir"], n_views, train_views=views)
+    return scenes.from_folder(
+        source["scene_dir"], n_views, train_views=views,
+        allow_overlap=bool(source.get("allow_view_overlap", False)))
   return scenes.from_tfds(source["tfds"], source["scene"], source["data_dir"],
                           source["manual_dir"])
 

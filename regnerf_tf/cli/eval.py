@@ -130,6 +130,7 @@ def main(argv):
   model = training.load_run(FLAGS.workdir)
   scene = common.load_scene_from_flags(model.config.data.n_views,
                                        FLAGS.workdir)
+  model.config.check_scene_kind(scene.kind, f"scene {scene.name}")
   records = scene.test[:FLAGS.max_views] if FLAGS.max_views else scene.test
   if not records:
     raise app.UsageError(f"Scene {scene.name} has no held-out views.")

@@ -54,6 +54,7 @@ def main(argv):
     print(f"Loading the run in {FLAGS.workdir}...", flush=True)
   model = training.load_run(FLAGS.workdir)
   scene = render_cli.load_scene_from_flags(model.config.data.n_views)
+  model.config.check_scene_kind(scene.kind, f"scene {scene.name}")
   record = scene.train[0]
   near = float(np.asarray(record["near"]).reshape(-1)[0])
   far = float(np.asarray(record["far"]).reshape(-1)[0])

@@ -267,6 +267,7 @@ def main(argv):
                          f"{FLAGS.path} does not exist.")
   model = training.load_run(FLAGS.workdir)
   scene = load_scene_from_flags(model.config.data.n_views)
+  model.config.check_scene_kind(scene.kind, f"scene {scene.name}")
   result = render_video(model, scene, FLAGS.output, FLAGS.path, FLAGS.frames,
                         FLAGS.chunk, FLAGS.scale, FLAGS.fps,
                         verbose=not FLAGS.quiet)

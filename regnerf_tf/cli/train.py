@@ -126,6 +126,7 @@ def main(argv):
       print(f"Moved the previous run in {FLAGS.workdir} to {moved}.")
   common.check_scene(FLAGS.workdir, source)
   scene = common.load_scene(source, config.data.n_views)
+  config.check_scene_kind(scene.kind, f"scene {scene.name}")
   if FLAGS.workdir and distribute.is_chief(strategy):
     os.makedirs(FLAGS.workdir, exist_ok=True)
     common.record_scene(FLAGS.workdir, scene, source)
