@@ -100,7 +100,6 @@ class Writer:
     self._manager = tf.train.CheckpointManager(
         self._checkpoint, folder(run_dir), max_to_keep=keep,
         checkpoint_name=NAME)
-    self.directory = folder(run_dir)
 
   def save(self, step: int) -> str:
     """Writes the checkpoint of ``step``; returns its path prefix."""
@@ -347,29 +346,34 @@ def _restore_legacy(model, path: str, with_optimizer: bool) -> int:
   return int(arrays["step"])
 
 
-def remove_unlisted(workdir: str) -> list[str]:
-  """Deletes the pieces of saves that a killed process did not finish.
-
-  Files and folders named like checkpoints (``ckpt-<n>…``) that TensorFlow's
-  list does not name. Returns the removed names.
-  """
+def unlisted(workdir: str) -> list[str]:
+  """Names in ``checkpoints/`` of the pieces of unfinished saves: files and
+  folders named like checkpoints (``ckpt-<n>…``) that TensorFlow's list does
+  not name (none when the list file itself is missing)."""
   directory = folder(workdir)
   if not os.path.isdir(directory) or not os.path.exists(
       os.path.join(directory, STATE)):
     return []
   keep = {os.path.basename(p) for p in listed(workdir)}
-  removed = []
+  names = []
   for name in sorted(os.listdir(directory)):
     match = _NUMBERED.match(name)
     if not match:
       continue
     in_progress = (match.group(2) or "").startswith("_temp")
-    if not in_progress and f"{NAME}-{match.group(1)}" in keep:
-      continue
-    path = os.path.join(directory, name)
+    if in_progress or f"{NAME}-{match.group(1)}" not in keep:
+      names.append(name)
+  return names
+
+
+def remove_unlisted(workdir: str) -> list[str]:
+  """Deletes the pieces of saves that a killed process did not finish
+  (:func:`unlisted`); returns the removed names."""
+  removed = unlisted(workdir)
+  for name in removed:
+    path = os.path.join(folder(workdir), name)
     if os.path.isdir(path):
       shutil.rmtree(path)
     else:
       os.remove(path)
-    removed.append(name)
   return removed

@@ -326,11 +326,10 @@ def load_run(workdir: str, patch_prior=None) -> model_lib.RegNeRF:
     FileNotFoundError: naming the missing file when ``workdir`` holds no run.
   """
   config_path = os.path.join(workdir, CONFIG)
-  missing = [(config_path, "the run's config")]
-  if not checkpoints.exists(workdir):
-    missing.append((checkpoints.folder(workdir), "a checkpoint"))
-  for path, what in missing:
-    if not os.path.exists(path):
+  for path, what, present in (
+      (config_path, "the run's config", os.path.exists(config_path)),
+      (checkpoints.folder(workdir), "a checkpoint", checkpoints.exists(workdir))):
+    if not present:  # an empty checkpoints/ would give an untrained model
       raise errors.MissingFileError(
           f"{path} not found: {workdir} does not hold {what}. Point at a "
           "folder written by regnerf-train (or regnerf-demo).")

@@ -166,14 +166,8 @@ def temporaries(workdir: str) -> list[str]:
   """What an interrupted write leaves: ``.tmp_*`` files in the run folder and
   checkpoint files that TensorFlow's list does not name."""
   names = sorted(n for n in os.listdir(workdir) if n.startswith(".tmp_"))
-  folder = checkpoints.folder(workdir)
-  if os.path.isdir(folder):
-    listed = {os.path.basename(p) for p in checkpoints.listed(workdir)}
-    names += sorted(
-        os.path.join(checkpoints.FOLDER, n) for n in os.listdir(folder)
-        if n.startswith(checkpoints.NAME + "-")
-        and n.split(".")[0].split("_temp")[0] not in listed)
-  return names
+  return names + [os.path.join(checkpoints.FOLDER, n)
+                  for n in checkpoints.unlisted(workdir)]
 
 
 def compare_runs(reference: str, resumed: str, atol: float = 1e-4) -> float:

@@ -257,3 +257,9 @@ def test_load_run_restores_the_trained_model(tmp_path, scene):
                              model(rays)["rgb"].numpy(), atol=1e-6)
   with pytest.raises(FileNotFoundError, match="config"):
     training.load_run(str(tmp_path / "nothing"))
+  # A run folder whose checkpoints/ is empty is refused, not rendered untrained.
+  empty = tmp_path / "empty"
+  (empty / "checkpoints").mkdir(parents=True)
+  shutil.copy(tmp_path / "config.json", empty / "config.json")
+  with pytest.raises(FileNotFoundError, match="does not hold a checkpoint"):
+    training.load_run(str(empty))

@@ -164,11 +164,10 @@ def run_app(main, define_flags, module_name: str) -> None:
 
 def program_name() -> str:
   """``regnerf-train`` for both the console script and ``python -m``."""
-  name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-  if name in ("", "-c", "__main__.py") or name.endswith(".py"):
-    module = os.path.splitext(name)[0] if name.endswith(".py") else ""
-    return f"regnerf-{module}" if module and module != "__main__" else "regnerf"
-  return name
+  name = os.path.basename(sys.argv[0]) if sys.argv else ""
+  if name.endswith(".py"):  # python -m regnerf_tf.cli.train
+    return "regnerf-" + name[:-len(".py")]
+  return name or "regnerf"
 
 
 def guarded(main, program: str):
