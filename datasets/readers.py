@@ -69,6 +69,7 @@ import tensorflow as tf
 from regnerf_tf import errors
 from regnerf_tf import camera
 from regnerf_tf.datasets import image_ops
+from regnerf_tf.datasets import orientation
 from regnerf_tf.datasets import splits
 
 Record = dict[str, Any]
@@ -79,10 +80,11 @@ BLENDER_NEAR, BLENDER_FAR = 2.0, 6.0
 DTU_IMAGE_PATTERN = "rect_{:03d}_3_r5000.png"
 DTU_CAMERA_PATTERN = "pos_{:03d}.txt"
 DTU_CAMERA_FILES = ("cameras.npz", "cameras_sphere.npz")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+PNG_SIGNATURE = orientation.PNG_SIGNATURE
 
 FORMATS = ("llff", "dtu", "dtu_idr", "blender")
+LISTED_FORMATS = ("llff", "dtu_idr")  # images paired with camera rows by order
 
 
 # ----------------------------------------------------------------------------
@@ -132,22 +134,103 @@ def _natural_key(name: str) -> list[Any]:
   return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def _list_images(folder: str) -> list[str]:
-  """Image file names in ``folder`` (png/jpg/jpeg, any case), natural order."""
-  names = [n for n in _listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS)]
-  return sorted(names, key=_natural_key)
+IMAGE_ORDERS = ("auto", "text", "number")
 
 
-def read_image(path: str) -> np.ndarray:
-  """Decodes an image file to uint8 [H, W, C] (C = 1, 3 or 4).
+def _short(names: Sequence[str], limit: int = 6) -> str:
+  return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
+
+
+def _list_images(folder: str, order: str = "auto",
+                 rows: str = "the camera file") -> tuple[list[str], list[str]]:
+  """(image file names in ``folder`` in pose-row order, ignored entries).
+
+  Images are files with an extension in ``IMAGE_EXTENSIONS`` (any case) whose
+  name does not start with "." (macOS ``._*`` copies, hidden files); every
+  other entry (``Thumbs.db``, ``.DS_Store``, text files, folders) is ignored
+  and returned for error messages.
+
+  The tools of every format here order pose rows by sorting the file names as
+  text (LLFF's imgs2poses.py, IDR/NeuS). Numbers without zero padding sort
+  differently as text (IMG_1, IMG_10, IMG_2) and by number (IMG_1, IMG_2,
+  IMG_10); then the pairing of images with ``rows`` is ambiguous and is
+  refused unless ``order`` is "text" or "number".
+
+  Raises:
+    errors.InputError: the same view in two files (IMG_1.jpg and IMG_1.png),
+      an unknown ``order``, or an ambiguous order with ``order="auto"``.
+  """
+  if order not in IMAGE_ORDERS:
+    raise errors.InputError(f"image_order must be one of {list(IMAGE_ORDERS)}; "
+                            f"received {order!r}.")
+  entries = _listdir(folder)
+  names = [n for n in entries
+           if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)]
+  ignored = sorted(set(entries) - set(names))
+  by_stem: dict[str, list[str]] = {}
+  for n in sorted(names):
+    by_stem.setdefault(n.rsplit(".", 1)[0], []).append(n)
+  twice = [v for v in by_stem.values() if len(v) > 1]
+  if twice:
+    raise errors.InputError(
+        f"{folder} holds the same view in {len(twice[0])} files "
+        f"({', '.join(twice[0])}; {len(twice)} name(s) affected); expected one "
+        f"image per row of {rows}. Keep one format and move the other files "
+        "out of the folder.")
+  text = sorted(names)
+  number = sorted(names, key=_natural_key)
+  if order == "number":
+    return number, ignored
+  if order == "text" or text == number:
+    return text, ignored
+  first = next(i for i, (a, b) in enumerate(zip(text, number)) if a != b)
+  start = max(0, first - 1)
+  raise errors.InputError(
+      f"The image names in {folder} carry numbers without zero padding, so "
+      f"sorted as text they read {_short(text[start:], 4)} and sorted by number "
+      f"{_short(number[start:], 4)}: image {first} would get another view's row "
+      f"of {rows} in one of the two orders. The format's tools (LLFF's "
+      "imgs2poses.py, IDR/NeuS) write rows in text order. Choose the order "
+      "the rows were written in: image_order='text' (CLI --image_order=text) "
+      "or image_order='number' (--image_order=number); or rename the files "
+      "with zero-padded numbers (IMG_001.jpg) in row order.")
+
+
+def _ignored_note(ignored: Sequence[str]) -> str:
+  return (f" (not counted as images: {_short(list(ignored))})" if ignored
+          else "")
+
+
+PROBE_BYTES = 1 << 18  # Enough for the header and EXIF block of PNG/JPEG/TIFF.
+
+
+def _probe(path: str) -> tuple[int, tuple[int, int] | None]:
+  """(EXIF orientation, stored (H, W) or None) from the head of the file."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  try:
+    with tf.io.gfile.GFile(str(path), "rb") as f:
+      head = f.read(PROBE_BYTES)
+  except tf.errors.OpError:
+    head = _read_bytes(path)  # Raises the error that names the file.
+  size = None
+  try:
+    with Image.open(io.BytesIO(head)) as image:
+      size = (int(image.size[1]), int(image.size[0]))
+  except Exception:  # pylint: disable=broad-except
+    pass  # Decoding the file reports what is wrong with it.
+  return orientation.orientation_from_bytes(head), size
+
+
+def read_stored(path: str) -> tuple[np.ndarray, int]:
+  """(pixels as stored, uint8 [H, W, C] with C in 1..4; EXIF orientation).
 
   16-bit images are scaled to 8 bits, 1-bit images to 0/255. Raises
   ``InputError`` naming the file if it is empty or cannot be decoded.
   """
   data = _read_bytes(path)
   if not data:
-    raise errors.InputError(f"The image {path} is empty (0 bytes); expected a PNG or "
-                            "JPEG file. Re-download or replace the file.")
+    raise errors.InputError(f"The image {path} is empty (0 bytes); expected a PNG, "
+                            "JPEG or TIFF file. Re-download or replace the file.")
   if data.startswith(PNG_SIGNATURE) and len(data) >= 24:
     width, height = struct.unpack(">II", data[16:24])  # IHDR, first chunk.
     if width == 0 or height == 0:
@@ -157,7 +240,7 @@ def read_image(path: str) -> np.ndarray:
     image = np.asarray(iio.imread(data, extension="." + str(path).rsplit(".", 1)[-1].lower()))
   except Exception as e:  # imageio raises many types on corrupt data.
     raise errors.InputError(f"Could not decode the image {path} ({type(e).__name__}: "
-                     f"{e}). Expected a readable PNG/JPEG; re-download or "
+                     f"{e}). Expected a readable PNG/JPEG/TIFF; re-download or "
                      "replace the file.") from e
   if image.dtype == np.uint16:
     image = image_ops.to_uint8(image / 257.0)
@@ -171,7 +254,15 @@ def read_image(path: str) -> np.ndarray:
   if image.ndim != 3 or image.shape[-1] not in (1, 2, 3, 4) or 0 in image.shape:
     raise errors.InputError(f"Image {path} has shape {image.shape}; expected [H, W] or "
                      "[H, W, C] with H, W ≥ 1 and C in 1..4.")
-  return image
+  return image, orientation.orientation_from_bytes(data)
+
+
+def read_image(path: str) -> np.ndarray:
+  """The image as displayed (its EXIF orientation applied): uint8 [H, W, C].
+
+  See :func:`read_stored` for formats and errors.
+  """
+  return orientation.to_display(*read_stored(path))
 
 
 def _load_numpy(path: str, archive: bool) -> Any:
@@ -258,16 +349,6 @@ def _check_same_size(path: str, image: np.ndarray, size: tuple[int, int]) -> Non
 # ----------------------------------------------------------------------------
 
 
-def _rq(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """RQ decomposition of a [3, 3] matrix: matrix = upper @ orthogonal."""
-  flip = np.eye(3)[::-1]
-  q, r = np.linalg.qr((flip @ matrix).T)
-  upper = flip @ r.T @ flip
-  ortho = flip @ q.T
-  signs = np.diag(np.where(np.diag(upper) < 0, -1.0, 1.0))
-  return upper @ signs, signs @ ortho
-
-
 def decompose_projection(projection: np.ndarray,
                          what: str = "The projection matrix"
                          ) -> tuple[np.ndarray, np.ndarray]:
@@ -296,7 +377,7 @@ def decompose_projection(projection: np.ndarray,
   if det < 0:  # P is defined up to scale; choose the sign with det(R) = +1.
     projection = -projection
     left = -left
-  k, rotation = _rq(left)
+  k, rotation = camera.rq_decomposition(left)
   k = k / k[2, 2]
   centre = -np.linalg.solve(left, projection[:, 3])
   c2w = np.concatenate([rotation.T, centre[:, None]], axis=1)
@@ -358,8 +439,8 @@ def _dtu_records(name: str, projections: np.ndarray,
                  camera_label: Callable[[int], str],
                  image_path: Callable[[int], str],
                  mask_path: Callable[[int], str | None],
-                 factor: int, resize: str, views: Sequence[int] | None
-                 ) -> list[Record]:
+                 factor: int, resize: str, views: Sequence[int] | None,
+                 exif: str = "auto") -> list[Record]:
   """Records of a DTU scan from its [N, 3, 4] projections (1600×1200 pixels).
 
   ``camera_label(i)`` names projection i in error messages.
@@ -368,26 +449,45 @@ def _dtu_records(name: str, projections: np.ndarray,
   ks, poses = zip(*(decompose_projection(p, camera_label(i))
                     for i, p in enumerate(projections)))
   ks, poses = np.stack(ks), np.stack(poses)
+  paths = [image_path(i) for i in range(num)]
+  tags, readings, shown = _turned_views(
+      paths, DTU_CALIBRATION_SIZE, exif,
+      f"the DTU camera ({camera_label(0)}, calibrated at 1600×1200)")
+  shown_size = _check_one_size(paths, shown, tags)
+  grids = set()
+  for i in range(num):
+    if readings[i] == "stored" and tags[i] != 1:
+      ks[i], poses[i] = orientation.turn_camera(
+          ks[i], poses[i], tags[i], DTU_CALIBRATION_SIZE, "opencv")
+    grids.add(orientation.displayed_size(DTU_CALIBRATION_SIZE, tags[i])
+              if readings[i] == "stored" else DTU_CALIBRATION_SIZE)
+  if len(grids) > 1:
+    raise errors.InputError(
+        f"The images of {name} carry EXIF orientation tags that turn some "
+        "cameras to portrait and leave others in landscape, yet all images "
+        "are displayed at one size; expected one orientation for all views. "
+        "Choose exif='displayed' or exif='stored' explicitly.")
+  calibration = grids.pop()
   poses, recentre = camera.recenter_poses(poses)
   poses, scale = camera.rescale_poses(poses)
   world_transform = np.diag([scale, scale, scale, 1.0]) @ recentre
 
-  target = (DTU_CALIBRATION_SIZE[0] // factor, DTU_CALIBRATION_SIZE[1] // factor)
+  target = (calibration[0] // factor, calibration[1] // factor)
   views = _views_to_read(views, num)
   # The output size is fixed by the first image that is read: files at or below
   # the target resolution are used as they are, larger ones are downsampled by
   # the integer factor that reaches the target.
   probe_path = image_path(views[0] if views else 0)
-  probe = read_image(probe_path)
-  if probe.shape[1] > target[1]:
+  if shown_size[1] > target[1]:
     size = target
   else:
-    size = probe.shape[:2]
-  pixel_scale = size[1] / DTU_CALIBRATION_SIZE[1]
-  if abs(size[0] / DTU_CALIBRATION_SIZE[0] - pixel_scale) > 1e-6:
+    size = shown_size
+  pixel_scale = size[1] / calibration[1]
+  if abs(size[0] / calibration[0] - pixel_scale) > 1e-6:
     raise errors.InputError(f"{probe_path} gives DTU images of {size[1]}×{size[0]} "
-                            "pixels; expected the 4:3 aspect of the 1600×1200 "
-                            "calibration (e.g. 400×300).")
+                            "pixels as displayed; expected the aspect of the "
+                            f"{calibration[1]}×{calibration[0]} calibration "
+                            "(e.g. 400×300).")
   ks = _scale_intrinsics(ks, pixel_scale)
   bounds = np.tile(np.array([[DTU_NEAR, DTU_FAR]]), (num, 1))
 
@@ -472,7 +572,8 @@ def dtu_mask_candidates(mask_root: str, scan: str, index: int) -> list[str]:
 def read_dtu(scan_dir: str, *, calibration_dir: str | None = None,
              mask_root: str | None = None, factor: int = 4,
              resize: str = "release", views: Sequence[int] | None = None,
-             num_images: int = splits.DTU_NUM_IMAGES) -> list[Record]:
+             num_images: int = splits.DTU_NUM_IMAGES,
+             exif: str = "auto") -> list[Record]:
   """Reads a scan in the official DTU layout (as RegNeRF's release does).
 
   Args:
@@ -489,6 +590,8 @@ def read_dtu(scan_dir: str, *, calibration_dir: str | None = None,
     resize: "release" (centre-2×2 bilinear, pitfall P1) or "area".
     views: 0-based view indices to load images for (default: all).
     num_images: cameras used (and normalised over); the release uses 49.
+    exif: which pixels the cameras describe for images with an EXIF
+      orientation tag (see :mod:`regnerf_tf.datasets.orientation`).
 
   Returns:
     One record per requested view (see the module docstring).
@@ -547,7 +650,7 @@ def read_dtu(scan_dir: str, *, calibration_dir: str | None = None,
 
   return _dtu_records(scan, np.stack(projections), camera_label,
                       lambda i: _join(scan_dir, DTU_IMAGE_PATTERN.format(i + 1)),
-                      mask_path, factor, resize, views)
+                      mask_path, factor, resize, views, exif)
 
 
 # ----------------------------------------------------------------------------
@@ -570,7 +673,8 @@ def _idr_folder(scan_dir: str, stems: Sequence[str]) -> str | None:
 def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
                  views: Sequence[int] | None = None,
                  num_images: int = splits.DTU_NUM_IMAGES,
-                 use_masks: bool = True) -> list[Record]:
+                 use_masks: bool = True, image_order: str = "auto",
+                 exif: str = "auto") -> list[Record]:
   """Reads a DTU scan in the IDR/NeuS layout.
 
   ``world_mat_i`` of ``cameras.npz`` / ``cameras_sphere.npz`` is the projection of
@@ -583,6 +687,8 @@ def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
       (or ``mask_4/``).
     factor, resize, views, num_images: as for :func:`read_dtu`.
     use_masks: read the mask folder if there is one.
+    image_order: how cameras pair with image files (see :func:`read_llff`).
+    exif: as for :func:`read_dtu`.
 
   Returns:
     One record per requested view.
@@ -603,10 +709,13 @@ def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
   if count == 0:
     raise errors.InputError(f"{camera_file} has no world_mat_0; expected keys "
                      "world_mat_0..world_mat_<N-1> (IDR/NeuS convention).")
-  image_names = _list_images(_join(scan_dir, image_dir))
+  rows = camera_file.rsplit("/", 1)[-1]
+  image_names, ignored = _list_images(_join(scan_dir, image_dir), image_order,
+                                      rows)
   if len(image_names) != count:
     raise errors.InputError(
-        f"{scan_dir}: {len(image_names)} images in {image_dir}/ but {count} "
+        f"{scan_dir}: {len(image_names)} images in {image_dir}/"
+        f"{_ignored_note(ignored)} but {count} "
         f"cameras (world_mat_*) in {camera_file.rsplit('/', 1)[-1]}; expected one "
         "camera per image. Remove extra images or use the matching camera file.")
   mask_dir = None
@@ -618,10 +727,12 @@ def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
     if mask_dir is None:
       mask_dir = _idr_folder(scan_dir, ("mask", "masks"))
     if mask_dir is not None:
-      mask_names = _list_images(_join(scan_dir, mask_dir))
+      mask_names, ignored = _list_images(_join(scan_dir, mask_dir),
+                                         image_order, rows)
       if len(mask_names) != count:
         raise errors.InputError(
-            f"{scan_dir}: {len(mask_names)} masks in {mask_dir}/ but {count} "
+            f"{scan_dir}: {len(mask_names)} masks in {mask_dir}/"
+            f"{_ignored_note(ignored)} but {count} "
             "images; expected one mask per image (or no mask folder).")
   num = min(count, num_images)
 
@@ -637,7 +748,7 @@ def read_dtu_idr(scan_dir: str, *, factor: int = 4, resize: str = "release",
   return _dtu_records(scan_dir.rsplit("/", 1)[-1], np.stack(projections),
                       camera_label,
                       lambda i: _join(scan_dir, image_dir, image_names[i]),
-                      mask_path, factor, resize, views)
+                      mask_path, factor, resize, views, exif)
 
 
 # ----------------------------------------------------------------------------
@@ -695,8 +806,64 @@ def llff_num_views(scene_dir: str, factor: int = 8) -> int:
   return len(load_poses_bounds(poses_file))
 
 
+def _turned_views(paths: Sequence[str], camera_hw: Sequence[float] | None,
+                  exif: str, what_camera: str, optional: Sequence[int] = (),
+                  ) -> tuple[list[int], list[str], list[tuple[int, int] | None]]:
+  """Per view: (EXIF orientation, camera reading, displayed (H, W)).
+
+  Reads only the head of each file. The reading is "displayed" for views
+  without a tag; see :func:`orientation.resolve` for the others. Files of
+  views in ``optional`` that do not exist count as untagged, size None.
+  """
+  orientation.check_reading(exif)
+  tags, readings, shown = [], [], []
+  for i, path in enumerate(paths):
+    if i in optional and not _exists(path):
+      tags.append(1)
+      readings.append("displayed")
+      shown.append(None)
+      continue
+    tag, stored_hw = _probe(path)
+    if stored_hw is None:  # Pillow cannot read the header: decode it.
+      image, tag = read_stored(path)
+      stored_hw = image.shape[:2]
+    reading = "displayed"
+    if tag != 1:
+      reading = orientation.resolve(path, tag, stored_hw, camera_hw, exif,
+                                    what_camera)
+    tags.append(tag)
+    readings.append(reading)
+    shown.append(orientation.displayed_size(stored_hw, tag))
+  return tags, readings, shown
+
+
+def _check_one_size(paths: Sequence[str], sizes: Sequence[tuple[int, int]],
+                    tags: Sequence[int]) -> tuple[int, int]:
+  """The common displayed (H, W) of a scene's images (None: not known)."""
+  known = [i for i, hw in enumerate(sizes) if hw is not None]
+  paths = [paths[i] for i in known]
+  sizes = [sizes[i] for i in known]
+  tags = [tags[i] for i in known]
+  odd = [i for i, hw in enumerate(sizes) if tuple(hw) != tuple(sizes[0])]
+  if odd:
+    i = odd[0]
+    for path in (paths[0], paths[i]):  # A broken file is named as broken.
+      read_stored(path)
+    note = ""
+    if tags[i] != 1 or tags[0] != 1:
+      note = (f" EXIF orientation tags turn them for display ({paths[0]}: "
+              f"{tags[0]}, {paths[i]}: {tags[i]}); photos taken in portrait "
+              "and landscape cannot share one camera grid.")
+    raise errors.InputError(
+        f"{paths[i]} is {sizes[i][1]}×{sizes[i][0]} pixels as displayed; "
+        f"expected {sizes[0][1]}×{sizes[0][0]} like {paths[0]} "
+        f"({len(odd)} image(s) differ).{note} Resize, turn or remove them.")
+  return tuple(sizes[0])
+
+
 def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
-              views: Sequence[int] | None = None) -> list[Record]:
+              views: Sequence[int] | None = None, image_order: str = "auto",
+              exif: str = "auto") -> list[Record]:
   """Reads an LLFF scene (reference §1.3).
 
   Args:
@@ -705,65 +872,80 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
     factor: downsampling relative to the resolution in ``poses_bounds.npy``.
     resize: filter used only when downsampling ``images/`` ("area" or "release").
     views: 0-based view indices to load images for (default: all).
+    image_order: how rows of ``poses_bounds.npy`` pair with image files:
+      "auto" (text order, refused when it differs from number order), "text"
+      or "number" (see :func:`_list_images`).
+    exif: which pixels the poses describe for photos with an EXIF
+      orientation tag: "auto", "stored" or "displayed" (see
+      :mod:`regnerf_tf.datasets.orientation`).
 
   Returns:
-    One record per requested view; ``near``/``far`` are the view's scaled bounds.
+    One record per requested view; ``near``/``far`` are the view's scaled
+    bounds; images as displayed, cameras to match.
   """
   scene_dir = str(scene_dir).rstrip("/")
   poses_file, image_dir, downsample_by = _llff_files(scene_dir, factor)
   data = load_poses_bounds(poses_file)
-  names = _list_images(image_dir)
+  names, ignored = _list_images(image_dir, image_order, "poses_bounds.npy")
   if len(names) != data.shape[0]:
     raise errors.InputError(
-        f"{scene_dir}: {len(names)} images in {image_dir.rsplit('/', 1)[-1]}/ but "
-        f"{data.shape[0]} rows in poses_bounds.npy; expected one row per image "
-        "in sorted filename order. Remove extra files or re-run COLMAP/LLFF's "
-        "imgs2poses.py.")
+        f"{scene_dir}: {len(names)} images in {image_dir.rsplit('/', 1)[-1]}/"
+        f"{_ignored_note(ignored)} but {data.shape[0]} rows in "
+        "poses_bounds.npy; expected one row per image in sorted filename "
+        "order. Remove extra files or re-run COLMAP/LLFF's imgs2poses.py.")
   num = data.shape[0]
+  paths = [_join(image_dir, n) for n in names]
   raw = data[:, :15].reshape(-1, 3, 5)
   bounds = data[:, 15:17]
   full_h, full_w, focal = raw[0, :, 4]
+  tags, readings, shown = _turned_views(paths, (full_h, full_w), exif,
+                                        poses_file)
+  size = _check_one_size(paths, [(h // downsample_by, w // downsample_by)
+                                 for h, w in shown], tags)
   # [down, right, back] → [right, up, back] (OpenGL).
   poses = np.stack([raw[:, :, 1], -raw[:, :, 0], raw[:, :, 2], raw[:, :, 3]], -1)
   scale = 1.0 / (0.75 * bounds.min())
   poses[:, :, 3] *= scale
   bounds = bounds * scale
+  ks = np.zeros((num, 3, 3))
+  for i in range(num):
+    turned = readings[i] == "stored" and tags[i] != 1
+    grid = (orientation.displayed_size(size, tags[i]) if turned else size)
+    pixel_scale = grid[1] / full_w
+    if abs(grid[0] / full_h - pixel_scale) > 0.01 * pixel_scale:
+      exif_note = (f" ({orientation.describe(paths[i], tags[i])}; its camera "
+                   f"read as describing the {readings[i]} pixels)"
+                   if tags[i] != 1 else "")
+      raise errors.InputError(
+          f"Images of {scene_dir} are {grid[1]}×{grid[0]}{exif_note}, which "
+          f"is not a scaled copy of the {full_w:.0f}×{full_h:.0f} in "
+          "poses_bounds.npy; expected the same aspect ratio.")
+    f = focal * pixel_scale
+    ks[i] = camera.intrinsic_matrix(f, f, grid[1] / 2.0, grid[0] / 2.0)
+    if turned:
+      ks[i], poses[i] = orientation.turn_camera(ks[i], poses[i], tags[i], grid,
+                                                "opengl")
   poses, recentre = camera.recenter_poses(poses)
   world_transform = recentre @ np.diag([scale, scale, scale, 1.0])
 
-  views = _views_to_read(views, num)
   records = []
-  size = None
-  for i in views:
-    path = _join(image_dir, names[i])
-    image = read_image(path)
+  name = scene_dir.rsplit("/", 1)[-1]
+  for i in _views_to_read(views, num):
+    image = read_image(paths[i])
     if image.shape[-1] < 3:
-      raise errors.InputError(f"{path} has {image.shape[-1]} channel(s); expected RGB.")
+      raise errors.InputError(f"{paths[i]} has {image.shape[-1]} channel(s); "
+                              "expected RGB.")
     image = image[..., :3]
     if downsample_by > 1:
       image = image_ops.to_uint8(image_ops.downsample(image, downsample_by, resize))
-    size = size or image.shape[:2]
-    _check_same_size(path, image, size)
-    records.append((i, path, image))
-  if size is None:  # No view requested: size from the first file.
-    size = read_image(_join(image_dir, names[0])).shape[:2]
-    if downsample_by > 1:
-      size = (size[0] // downsample_by, size[1] // downsample_by)
-  pixel_scale = size[1] / full_w
-  if abs(size[0] / full_h - pixel_scale) > 0.01 * pixel_scale:
-    raise errors.InputError(f"Images of {scene_dir} are {size[1]}×{size[0]}, which is not "
-                     f"a scaled copy of the {full_w:.0f}×{full_h:.0f} in "
-                     "poses_bounds.npy; expected the same aspect ratio.")
-  f = focal * pixel_scale
-  k = camera.intrinsic_matrix(f, f, size[1] / 2.0, size[0] / 2.0)
-  ks = np.broadcast_to(k, (num, 3, 3))
-  name = scene_dir.rsplit("/", 1)[-1]
-  return [_record(image=image, has_mask=False, camtoworld=poses[i], intrinsics=k,
-                  near=bounds[i, 0], far=bounds[i, 1], scene=name, view_index=i,
-                  file_name=path.rsplit("/", 1)[-1], kind="llff",
-                  scene_camtoworlds=poses, scene_intrinsics=ks,
-                  scene_bounds=bounds, world_transform=world_transform)
-          for i, path, image in records]
+    _check_same_size(paths[i], image, size)
+    records.append(_record(
+        image=image, has_mask=False, camtoworld=poses[i], intrinsics=ks[i],
+        near=bounds[i, 0], far=bounds[i, 1], scene=name, view_index=i,
+        file_name=names[i], kind="llff", scene_camtoworlds=poses,
+        scene_intrinsics=ks, scene_bounds=bounds,
+        world_transform=world_transform))
+  return records
 
 
 # ----------------------------------------------------------------------------
@@ -815,7 +997,8 @@ def _parse_blender(json_file: str, scene_dir: str
 
 
 def read_blender(scene_dir: str, *, split: str = "train",
-                 views: Sequence[int] | None = None) -> list[Record]:
+                 views: Sequence[int] | None = None,
+                 exif: str = "auto") -> list[Record]:
   """Reads one split of a Blender (NeRF synthetic) scene.
 
   The image is the RGB part of the RGBA file (not composited); ``mask`` is the
@@ -825,6 +1008,9 @@ def read_blender(scene_dir: str, *, split: str = "train",
     scene_dir: folder with ``transforms_<split>.json``.
     split: "train", "val" or "test".
     views: 0-based frame indices to load (default: all).
+    exif: which pixels the cameras describe for images with an EXIF
+      orientation tag (see :mod:`regnerf_tf.datasets.orientation`); the
+      format declares no image size, so "auto" refuses tagged images.
   """
   scene_dir = str(scene_dir).rstrip("/")
   json_file = _join(scene_dir, f"transforms_{split}.json")
@@ -834,11 +1020,20 @@ def read_blender(scene_dir: str, *, split: str = "train",
   angle, poses, paths = _parse_blender(json_file, scene_dir)
   num = len(paths)
   views = _views_to_read(views, num)
+  tags, readings, shown = _turned_views(
+      paths, None, exif, json_file,
+      optional=[i for i in range(num) if i not in views and i != 0])
+  h, w = _check_one_size(paths, shown, tags)
+  ks = np.zeros((num, 3, 3))
+  for i in range(num):
+    turned = readings[i] == "stored" and tags[i] != 1
+    grid = orientation.displayed_size((h, w), tags[i]) if turned else (h, w)
+    focal = 0.5 * grid[1] / math.tan(0.5 * angle)
+    ks[i] = camera.intrinsic_matrix(focal, focal, grid[1] / 2.0, grid[0] / 2.0)
+    if turned:
+      ks[i], poses[i] = orientation.turn_camera(ks[i], poses[i], tags[i], grid,
+                                                "opengl")
   loaded = [(i, paths[i], read_image(paths[i])) for i in views]
-  h, w = (loaded[0][2] if loaded else read_image(paths[0])).shape[:2]
-  focal = 0.5 * w / math.tan(0.5 * angle)
-  k = camera.intrinsic_matrix(focal, focal, w / 2.0, h / 2.0)
-  ks = np.broadcast_to(k, (num, 3, 3))
   bounds = np.tile(np.array([[BLENDER_NEAR, BLENDER_FAR]]), (num, 1))
   records = []
   for i, path, image in loaded:
@@ -848,7 +1043,7 @@ def read_blender(scene_dir: str, *, split: str = "train",
     mask = image[..., -1:] if has_alpha else np.full((h, w, 1), 255, np.uint8)
     records.append(_record(
         image=np.ascontiguousarray(rgb), mask=np.ascontiguousarray(mask),
-        has_mask=has_alpha, camtoworld=poses[i], intrinsics=k, near=BLENDER_NEAR,
+        has_mask=has_alpha, camtoworld=poses[i], intrinsics=ks[i], near=BLENDER_NEAR,
         far=BLENDER_FAR, scene=scene_dir.rsplit("/", 1)[-1], view_index=i,
         file_name=path.rsplit("/", 1)[-1], kind="blender",
         scene_camtoworlds=poses, scene_intrinsics=ks, scene_bounds=bounds,

@@ -188,6 +188,16 @@ def intrinsic_matrix(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
   return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], np.float64)
 
 
+def rq_decomposition(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """matrix [3, 3] = upper @ orthogonal, upper with a positive diagonal."""
+  flip = np.eye(3)[::-1]
+  q, r = np.linalg.qr((flip @ matrix).T)
+  upper = flip @ r.T @ flip
+  ortho = flip @ q.T
+  signs = np.diag(np.where(np.diag(upper) < 0, -1.0, 1.0))
+  return upper @ signs, signs @ ortho
+
+
 # ----------------------------------------------------------------------------
 # Pixel → ray (TensorFlow).
 # ----------------------------------------------------------------------------

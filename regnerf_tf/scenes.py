@@ -78,7 +78,8 @@ def check_disjoint(train_views: Sequence[int], test_views: Sequence[int],
 def from_folder(path: str, n_views: int = 3,
                 train_views: Sequence[int] | None = None,
                 test_views: Sequence[int] | None = None,
-                allow_overlap: bool = False) -> Scene:
+                allow_overlap: bool = False, image_order: str = "auto",
+                exif: str = "auto") -> Scene:
   """Reads a scene folder and applies its canonical sparse split.
 
   Args:
@@ -87,6 +88,12 @@ def from_folder(path: str, n_views: int = 3,
     train_views, test_views: explicit 0-based view indices instead.
     allow_overlap: accept input views that are also held-out views (an
       experiment; refused by default).
+    image_order: how image files pair with camera rows in layouts that list
+      a folder (LLFF, IDR/NeuS): "auto", "text" or "number" (see
+      :func:`regnerf_tf.datasets.readers.read_llff`).
+    exif: which pixels the cameras describe for photos with an EXIF
+      orientation tag: "auto", "stored" or "displayed" (see
+      :mod:`regnerf_tf.datasets.orientation`).
   """
   if train_views is not None and len(train_views) == 0:
     raise errors.InputError("train_views is empty; expected at least one 0-based "
@@ -95,10 +102,19 @@ def from_folder(path: str, n_views: int = 3,
     raise errors.InputError(f"n_views must be a positive integer; received "
                             f"{n_views!r}.")
   fmt = readers.detect_format(path)
+  options = {"exif": exif}
+  if image_order != "auto":
+    if fmt not in readers.LISTED_FORMATS:
+      raise errors.InputError(
+          f"image_order={image_order!r} (--image_order) applies to layouts "
+          "that pair a folder of images with rows of a camera file (LLFF, "
+          f"IDR/NeuS); {path} is a {fmt} scene whose camera file names each "
+          "image. Leave image_order at 'auto'.")
+    options["image_order"] = image_order
   if fmt == "blender":
-    train_all = readers.read_blender(path, split="train")
+    train_all = readers.read_blender(path, split="train", **options)
     try:
-      test_all = readers.read_blender(path, split="test")
+      test_all = readers.read_blender(path, split="test", **options)
     except FileNotFoundError:
       test_all = []
     # Blender's held-out views come from its own test split: no overlap.
@@ -107,7 +123,7 @@ def from_folder(path: str, n_views: int = 3,
     test = (_select(test_all, test_views, "test_views") if test_views
             else test_all)
     return Scene(str(train[0]["scene"]), "blender", train, test)
-  records = readers.from_directory(path)
+  records = readers.from_directory(path, **options)
   kind = str(records[0]["kind"])
   if train_views is None:
     if kind == "dtu":

@@ -23,6 +23,17 @@ def define_scene_flags():
   flags.DEFINE_bool("allow_view_overlap", False, "Accept input views that "
                     "are also held-out views (an experiment: the held-out "
                     "scores then include memorised views).")
+  flags.DEFINE_enum("image_order", "auto", ["auto", "text", "number"],
+                    "How a --scene_dir's image files pair with the rows of "
+                    "its camera file (LLFF, IDR/NeuS): 'auto' refuses names "
+                    "whose text and number orders differ (IMG_1, IMG_10, "
+                    "IMG_2); 'text' is the order LLFF's imgs2poses.py writes.")
+  flags.DEFINE_enum("exif", "auto", ["auto", "stored", "displayed"],
+                    "Which pixels a --scene_dir's cameras describe for photos "
+                    "with an EXIF orientation tag: 'stored' (COLMAP, LLFF's "
+                    "imgs2poses.py), 'displayed' (tools that turn photos "
+                    "first), or 'auto' (from the declared image size; refused "
+                    "when both fit).")
 
 
 SCENE_FILE = "scene.json"  # in a run folder: where its scene came from
@@ -48,6 +59,9 @@ def scene_source_from_flags() -> dict | None:
               "train_views": views}
     if FLAGS.allow_view_overlap:  # recorded only when given
       source["allow_view_overlap"] = True
+    for name in ("image_order", "exif"):  # recorded only when not "auto"
+      if FLAGS[name].value != "auto":
+        source[name] = FLAGS[name].value
     return source
   if not FLAGS.scene:
     raise app.UsageError("--tfds needs --scene (e.g. --scene=fern).")
@@ -72,7 +86,9 @@ def load_scene(source: dict, n_views: int):
           "again with --scene_dir (or --tfds/--synthetic).")
     return scenes.from_folder(
         source["scene_dir"], n_views, train_views=views,
-        allow_overlap=bool(source.get("allow_view_overlap", False)))
+        allow_overlap=bool(source.get("allow_view_overlap", False)),
+        image_order=source.get("image_order", "auto"),
+        exif=source.get("exif", "auto"))
   return scenes.from_tfds(source["tfds"], source["scene"], source["data_dir"],
                           source["manual_dir"])
 

@@ -230,13 +230,14 @@ def first_half(data: bytes) -> bytes:
   return data[:len(data) // 2]
 
 
-UNDECODABLE = ("Could not decode", "Expected a readable PNG/JPEG")
+UNDECODABLE = ("Could not decode", "Expected a readable PNG/JPEG/TIFF")
 BAD_IMAGES = {
     "truncated_png": (lambda: first_half(encoded(".png")), UNDECODABLE),
     "truncated_jpeg": (lambda: first_half(encoded(".jpg")), UNDECODABLE),
     "corrupt_random_bytes": (lambda: np.random.default_rng(1).bytes(300),
                              UNDECODABLE),
-    "zero_bytes": (lambda: b"", ("is empty (0 bytes)", "expected a PNG or JPEG")),
+    "zero_bytes": (lambda: b"", ("is empty (0 bytes)",
+                                  "expected a PNG, JPEG or TIFF")),
     "zero_pixels": (zero_pixel_png, ("declares 16×0 pixels",
                                      "expected at least 1×1")),
 }
