@@ -128,8 +128,7 @@ PROTOCOLS = {
 # Scene kinds without protocol presets of their own borrow another kind's
 # (network, samples, schedule); the data section follows the scene.
 PRESET_KIND = {"dtu": "dtu", "llff": "llff", "blender": "dtu"}
-KIND_DATA = {"blender": {"data.dataset": "blender", "data.near": 2.0,
-                         "data.far": 6.0}}
+KIND_DATA = {"blender": {"data.dataset": "blender"}}
 CURVE_FILE = "curve.json"
 CURVE_STRIDE = 4  # curve points use every 4th pixel in each direction
 EVAL_CHUNK = 32768  # rays per rendering chunk in the evaluations

@@ -133,7 +133,10 @@ def config_for(preset: str, precision: str, xla: bool):
 
 
 def _near_far(config):
-  return (0.0, 1.0) if config.data.ndc else (config.data.near, config.data.far)
+  """The bounds of the scene kind the preset is made for (DTU for others)."""
+  from regnerf_tf import data  # pylint: disable=import-outside-toplevel
+  s = data.SETTINGS["llff" if config.data.dataset == "llff" else "dtu"]
+  return s.near, s.far
 
 
 def training_setup(config):

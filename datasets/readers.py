@@ -68,6 +68,7 @@ import tensorflow as tf
 
 from regnerf_tf import errors
 from regnerf_tf import camera
+from regnerf_tf.datasets import colmap
 from regnerf_tf.datasets import image_ops
 from regnerf_tf.datasets import orientation
 from regnerf_tf.datasets import splits
@@ -142,7 +143,9 @@ def _short(names: Sequence[str], limit: int = 6) -> str:
 
 
 def _list_images(folder: str, order: str = "auto",
-                 rows: str = "the camera file") -> tuple[list[str], list[str]]:
+                 rows: str = "the camera file",
+                 settle: Callable[[list[str], list[str]], tuple[str | None, str]]
+                 | None = None) -> tuple[list[str], list[str]]:
   """(image file names in ``folder`` in pose-row order, ignored entries).
 
   Images are files with an extension in ``IMAGE_EXTENSIONS`` (any case) whose
@@ -154,7 +157,9 @@ def _list_images(folder: str, order: str = "auto",
   text (LLFF's imgs2poses.py, IDR/NeuS). Numbers without zero padding sort
   differently as text (IMG_1, IMG_10, IMG_2) and by number (IMG_1, IMG_2,
   IMG_10); then the pairing of images with ``rows`` is ambiguous and is
-  refused unless ``order`` is "text" or "number".
+  refused unless ``order`` is "text" or "number", or ``settle(text order,
+  number order)`` returns the order from other evidence (else None and a note
+  for the message).
 
   Raises:
     errors.InputError: the same view in two files (IMG_1.jpg and IMG_1.png),
@@ -183,6 +188,11 @@ def _list_images(folder: str, order: str = "auto",
     return number, ignored
   if order == "text" or text == number:
     return text, ignored
+  note = ""
+  if settle is not None:
+    settled, note = settle(text, number)
+    if settled is not None:
+      return (text if settled == "text" else number), ignored
   first = next(i for i, (a, b) in enumerate(zip(text, number)) if a != b)
   start = max(0, first - 1)
   raise errors.InputError(
@@ -193,7 +203,7 @@ def _list_images(folder: str, order: str = "auto",
       "imgs2poses.py, IDR/NeuS) write rows in text order. Choose the order "
       "the rows were written in: image_order='text' (CLI --image_order=text) "
       "or image_order='number' (--image_order=number); or rename the files "
-      "with zero-padded numbers (IMG_001.jpg) in row order.")
+      f"with zero-padded numbers (IMG_001.jpg) in row order.{note}")
 
 
 def _ignored_note(ignored: Sequence[str]) -> str:
@@ -861,6 +871,40 @@ def _check_one_size(paths: Sequence[str], sizes: Sequence[tuple[int, int]],
   return tuple(sizes[0])
 
 
+def _order_from_colmap(scene_dir: str, centres: np.ndarray
+                       ) -> Callable[[list[str], list[str]],
+                                     tuple[str | None, str]]:
+  """A ``settle`` for :func:`_list_images` from the COLMAP model, if any.
+
+  LLFF's imgs2poses.py leaves ``sparse/0/`` next to the images and copies each
+  COLMAP camera centre into column 3 of its row; the order whose names give
+  the rows' centres (within 1e-4 of the scene's extent) is the pairing.
+  """
+  def settle(text: list[str], number: list[str]) -> tuple[str | None, str]:
+    path = colmap.find_images_file(scene_dir)
+    if path is None:
+      return None, ""
+    by_stem = {image.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]: image.centre
+               for image in colmap.read_images(path)}
+    extent = max(1e-12, float(np.ptp(centres, axis=0).max()))
+
+    def fits(names: list[str]) -> bool:
+      stems = [n.rsplit(".", 1)[0] for n in names]
+      if any(s not in by_stem for s in stems):
+        return False
+      found = np.stack([by_stem[s] for s in stems])
+      return bool(np.abs(found - centres).max() <= 1e-4 * extent)
+
+    orders = [o for o, names in (("text", text), ("number", number))
+              if fits(names)]
+    if len(orders) == 1:
+      return orders[0], ""
+    return None, (f" The COLMAP model {path} did not settle it: its camera "
+                  f"centres match {'both orders' if orders else 'neither order'}"
+                  " of the names.")
+  return settle
+
+
 def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
               views: Sequence[int] | None = None, image_order: str = "auto",
               exif: str = "auto") -> list[Record]:
@@ -873,8 +917,9 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
     resize: filter used only when downsampling ``images/`` ("area" or "release").
     views: 0-based view indices to load images for (default: all).
     image_order: how rows of ``poses_bounds.npy`` pair with image files:
-      "auto" (text order, refused when it differs from number order), "text"
-      or "number" (see :func:`_list_images`).
+      "auto" (text order; when it differs from number order, the COLMAP
+      model in ``sparse/0/`` decides if it matches one order, else refused),
+      "text" or "number" (see :func:`_list_images`).
     exif: which pixels the poses describe for photos with an EXIF
       orientation tag: "auto", "stored" or "displayed" (see
       :mod:`regnerf_tf.datasets.orientation`).
@@ -886,7 +931,9 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
   scene_dir = str(scene_dir).rstrip("/")
   poses_file, image_dir, downsample_by = _llff_files(scene_dir, factor)
   data = load_poses_bounds(poses_file)
-  names, ignored = _list_images(image_dir, image_order, "poses_bounds.npy")
+  names, ignored = _list_images(
+      image_dir, image_order, "poses_bounds.npy",
+      _order_from_colmap(scene_dir, data[:, :15].reshape(-1, 3, 5)[:, :, 3]))
   if len(names) != data.shape[0]:
     raise errors.InputError(
         f"{scene_dir}: {len(names)} images in {image_dir.rsplit('/', 1)[-1]}/"

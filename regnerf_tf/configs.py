@@ -287,21 +287,57 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-  """Which rays: dataset family, bounds, view count."""
-  dataset: str = "dtu"
+  """Which scenes and how many input views.
+
+  Ray bounds, NDC and the image resolution belong to the scene, not to the
+  config: see ``REMOVED_FIELDS``.
+  """
+  dataset: str = "dtu"  # the scene family the hyperparameters are made for
   n_views: int = 3
-  near: float = 0.5
-  far: float = 3.5
-  ndc: bool = False  # forward-facing scenes (LLFF) are rendered in NDC
-  factor: int = 4  # image downsampling factor
 
   def __post_init__(self):
     _check_fields(self)
     _one_of(self, "dataset", DATASETS)
-    _positive(self, "n_views", "factor")
-    _non_negative(self, "near")
-    if self.far <= self.near:
-      _fail("DataConfig", "far", self.far, f"must be > near={self.near}")
+    _positive(self, "n_views")
+
+
+# Fields of earlier versions that were checked and then never read. A run
+# folder or saved model of those versions still loads (the fields are dropped,
+# which changes nothing); a config, preset or override that sets them now is
+# refused with the reason.
+_BOUNDS = ("ray bounds come from the scene: each record's near/far (DTU "
+           "0.5/3.5 in the readers' normalised frame, Blender 2/6, LLFF 0/1 "
+           "in NDC)")
+REMOVED_FIELDS = {
+    "data.near": _BOUNDS,
+    "data.far": _BOUNDS,
+    "data.ndc": ("NDC follows from the scene kind: LLFF scenes are rendered "
+                 "in NDC, other kinds are not"),
+    "data.factor": ("the resolution is the scene's: the readers read DTU at "
+                    "1/4 (400×300) and LLFF's images_8; for smaller images "
+                    "use regnerf_tf.scenes.downsample or the benchmarks' "
+                    "--downsample"),
+}
+
+
+def _removed(key: str) -> errors.ConfigError:
+  return errors.ConfigError(
+      f"The config field {key!r} was removed: {REMOVED_FIELDS[key]}. It had "
+      "no effect in earlier versions either. Remove it from the config or "
+      "override.")
+
+
+def drop_removed_fields(data: Any) -> Any:
+  """``data`` (a :meth:`Config.to_dict` layout written by an earlier version)
+  without ``REMOVED_FIELDS``."""
+  if not isinstance(data, dict):
+    return data
+  data = dict(data)
+  for key in REMOVED_FIELDS:
+    section, field = key.split(".")
+    if isinstance(data.get(section), dict) and field in data[section]:
+      data[section] = {k: v for k, v in data[section].items() if k != field}
+  return data
 
 
 _SECTION_CLASSES = {"model": ModelConfig, "reg": RegConfig,
@@ -421,15 +457,21 @@ class Config:
     return cls(**data)
 
   @classmethod
+  def from_saved(cls, data: dict[str, Any]) -> "Config":
+    """:meth:`from_dict` for configs this project saved (run folders, Keras
+    model configs), also those of earlier versions (``REMOVED_FIELDS``)."""
+    return cls.from_dict(drop_removed_fields(data))
+
+  @classmethod
   def from_json(cls, text: str) -> "Config":
-    """A Config from :meth:`to_json`'s text."""
+    """A Config from :meth:`to_json`'s text (also of earlier versions)."""
     try:
       data = json.loads(text)
     except (TypeError, ValueError, RecursionError) as e:
       raise errors.ConfigError(
           f"A config must be JSON text (an object of fields); it could not be "
           f"parsed: {e}. Write it as Config.to_json() does.") from None
-    return cls.from_dict(data)
+    return cls.from_saved(data)
 
   def replace(self, **overrides) -> "Config":
     """A copy with dotted-name overrides, e.g. ``{"train.batch_size": 1024}``."""
@@ -465,6 +507,9 @@ def _section(part: str, value):
   if not isinstance(value, dict):
     _fail("Config", part, value,
           f"must be a {cls.__name__} or a dict of its fields")
+  for field in value:
+    if f"{part}.{field}" in REMOVED_FIELDS:
+      raise _removed(f"{part}.{field}")
   _check_names(cls.__name__, value, cls)
   return cls(**value)
 
@@ -476,6 +521,8 @@ def _split_key(key) -> list[str]:
   if len(parts) == 1 and parts[0] in top:
     return parts
   if len(parts) == 2 and parts[0] in SECTIONS:
+    if key in REMOVED_FIELDS:
+      raise _removed(key)
     fields = _field_names(_SECTION_CLASSES[parts[0]])
     if parts[1] in fields:
       return parts
@@ -527,8 +574,8 @@ def _max_steps(n_views: int, height: int, width: int, batch: int = 4096) -> int:
   return round(500 * n_views * height * width / batch)
 
 
-_DTU_DATA = {"dataset": "dtu", "near": 0.5, "far": 3.5, "ndc": False, "factor": 4}
-_LLFF_DATA = {"dataset": "llff", "near": 0.0, "far": 1.0, "ndc": True, "factor": 8}
+_DTU_DATA = {"dataset": "dtu"}
+_LLFF_DATA = {"dataset": "llff"}
 _LLFF_MODEL = {"ray_shape": "cylinder"}
 
 PRESETS: dict[str, dict[str, Any]] = {}
@@ -683,8 +730,7 @@ for _ds in ("dtu", "llff"):
 # without smoothness, 17.0 dB with 1 → 0.01 and 11.0–11.6 dB with the release's
 # 400 → 0.1 (or 10 → 0.1) decay compressed into the first 100 steps, whose
 # strong early smoothing the short run never undoes.
-_DEMO_DATA = {"dataset": "blender", "near": 1.5, "far": 6.0, "ndc": False,
-              "factor": 1, "n_views": 3}
+_DEMO_DATA = {"dataset": "blender", "n_views": 3}
 _DEMO_TRAIN = {**_SMALL_TRAIN, "max_steps": 800, "batching": "all_images",
                "lr_init": 5e-3, "lr_final": 5e-4, "lr_delay_steps": 50,
                "lr_delay_mult": 0.1, "checkpoint_every": 200}

@@ -37,12 +37,22 @@ end. Peak memory is that of one chunk whatever N is.
 
 Wrong shapes or dtypes are rejected by the signatures' ``TensorSpec``s (the
 TensorFlow error names the expected spec, e.g. ``TensorSpec(shape=(None, 3),
-dtype=tf.float32, name='origins')``). ``render_image`` also checks in the graph
-that ``camtoworld`` and ``intrinsics`` are finite and that the image size is
-within the limits (``tf.errors.InvalidArgumentError`` naming the input and the
-limit); the limit is readable as ``loaded.max_pixels``. :func:`load_and_check`
-wraps a loaded model with Python-side checks that raise
-:class:`regnerf_tf.errors.InputError` with shorter messages.
+dtype=tf.float32, name='origins')``). Values are checked in the graph
+(``tf.errors.InvalidArgumentError`` naming the input, what was expected and
+what was received): ``render_rays`` needs finite rays with near < far on every
+ray; ``render_image`` needs finite ``camtoworld`` and ``intrinsics``, a
+rotation in ``camtoworld[:, :3]`` (orthonormal, det +1, within
+:data:`CAMERA_TOLERANCE`, in either camera convention), a pinhole
+``intrinsics`` [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0, and an
+image size within the limits (readable as ``loaded.max_pixels``). Neither
+signature returns NaN or inf with an OK status: ``render_image`` checks that
+the rays it builds are finite (a DTU camera with a ray parallel to the z = 0
+plane gives NaN origins, which the network can turn into finite pixels), and
+both check that their outputs are finite (rays too large for float32
+arithmetic give NaN depths); either fails the request with
+InvalidArgumentError. :func:`load_and_check` wraps a loaded model with the same
+input checks in Python, raising :class:`regnerf_tf.errors.InputError` with
+shorter messages.
 
 A small ``assets.extra/regnerf_export.json`` records the kind, near/far, chunk,
 max_pixels and the model config.
@@ -61,11 +71,101 @@ import tensorflow as tf
 
 from regnerf_tf import errors
 from regnerf_tf import data as data_lib
+from regnerf_tf import render_paths
 from regnerf_tf.model import RAY_WIDTHS, render_in_chunks
 
 METADATA = os.path.join("assets.extra", "regnerf_export.json")
 DEFAULT_MAX_PIXELS = 4096 * 4096  # render_image's default limit on H·W
 MIN_SIZE = 3  # ray radii use neighbouring rows and columns
+# Tolerance of render_image's camera checks, in the graph and in
+# CheckedRenderer: on the entries of R Rᵀ − I and on det R − 1 of camtoworld's
+# left 3×3 block R; on intrinsics' last row minus [0, 0, 1] and on
+# K[1, 0] / K[1, 1]. Camera paths (regnerf-render --path) use the same value.
+CAMERA_TOLERANCE = render_paths.ROTATION_TOLERANCE
+
+
+def _rotation_error(camtoworld) -> tuple[tf.Tensor, tf.Tensor]:
+  """max |R Rᵀ − I| and det R of the left 3×3 block R of ``camtoworld``.
+
+  Computed in float64 (float32 round-off of a true rotation is ~1e-7, far
+  below :data:`CAMERA_TOLERANCE`). A rotation is a rotation in either camera
+  convention: OpenCV and OpenGL camera axes are both right-handed, and
+  ``view_rays`` flips the camera-space directions before applying R.
+  """
+  r = tf.cast(tf.convert_to_tensor(camtoworld)[:3, :3], tf.float64)
+  error = tf.reduce_max(tf.abs(tf.matmul(r, r, transpose_b=True)
+                               - tf.eye(3, dtype=tf.float64)))
+  return error, tf.linalg.det(r)
+
+
+def _is_rotation(error, det) -> tf.Tensor:
+  return tf.logical_and(error <= CAMERA_TOLERANCE,
+                        tf.abs(det - 1.0) <= CAMERA_TOLERANCE)
+
+
+def _is_pinhole(intrinsics) -> tf.Tensor:
+  """Whether K is [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0.
+
+  The zeros and the one within :data:`CAMERA_TOLERANCE` (K[1, 0] relative to
+  fy); the skew s and the principal point are free.
+  """
+  k = tf.cast(tf.convert_to_tensor(intrinsics), tf.float64)
+  fx, fy = k[0, 0], k[1, 1]
+  last_row = tf.reduce_max(tf.abs(k[2] - tf.constant([0.0, 0.0, 1.0],
+                                                     tf.float64)))
+  return tf.reduce_all(tf.stack([
+      fx > 0.0, fy > 0.0, tf.abs(k[1, 0]) <= CAMERA_TOLERANCE * fy,
+      last_row <= CAMERA_TOLERANCE]))
+
+
+# Messages of the in-graph checks (InvalidArgumentError at serving time).
+_ROTATION_MESSAGE = (
+    "render_image: camtoworld[:, :3] must be a rotation (orthonormal with det "
+    f"+1, within {CAMERA_TOLERANCE}: max|R R^T - I| <= {CAMERA_TOLERANCE} and "
+    f"|det R - 1| <= {CAMERA_TOLERANCE}); remove scale, shear or reflection "
+    "from the camera-to-world matrix. Received")
+_PINHOLE_MESSAGE = (
+    "render_image: intrinsics must be a pinhole matrix [[fx, s, cx], "
+    "[0, fy, cy], [0, 0, 1]] in pixels with fx > 0 and fy > 0 (the zeros and "
+    f"the one within {CAMERA_TOLERANCE}). Received")
+_OUTPUT_MESSAGE = (
+    "{where}: the rendered {name} holds NaN or infinite values although the "
+    "inputs passed the checks; {hint}")
+_RAYS_HINT = ("the rays are probably too large for float32 arithmetic (near, "
+              "far, origins or directions of astronomical size); send rays "
+              "within the scene's bounds (`cameras` signature: near, far)")
+_IMAGE_HINT = ("the camera is probably far outside the scene; send one "
+               "close to the scene's own cameras (`cameras` signature)")
+# render_image's rays are built in the graph; a camera that passes the checks
+# can still give rays that are not finite. The network can turn NaN inputs
+# into finite pixels, so these are checked before rendering, not after.
+_IMAGE_RAYS_MESSAGE = (
+    "render_image: this camera gives rays whose {field} are not finite (NaN "
+    "or inf); {hint}")
+_IMAGE_RAYS_HINTS = {
+    "dtu": ("DTU rays start where they cross the world plane z = 0, so no "
+            "pixel's ray may be parallel to it: point the camera at the "
+            "scene, like the `cameras` signature's train_camtoworld"),
+    "llff": ("LLFF rays are mapped to NDC through the plane z = -1, so no "
+             "pixel's ray may be parallel to it: point the camera forward, "
+             "like the `cameras` signature's train_camtoworld"),
+    "blender": ("send a camera near the scene, like the `cameras` "
+                "signature's train_camtoworld"),
+}
+
+
+def _finite_outputs(outputs: dict[str, tf.Tensor], where: str,
+                    hint: str) -> dict[str, tf.Tensor]:
+  """``outputs``, each checked in the graph to be finite.
+
+  A NaN or infinite value fails the request with InvalidArgumentError instead
+  of being returned with an OK status. The check reads each output once (a
+  few floats per pixel next to the network's thousands of operations).
+  """
+  return {name: tf.debugging.assert_all_finite(
+      value, _OUTPUT_MESSAGE.format(where=where, name=name, hint=hint))
+          for name, value in outputs.items()}
+
 
 def _rays_signature() -> dict[str, tf.TensorSpec]:
   return {k: tf.TensorSpec([None, w], tf.float32, name=k)
@@ -152,15 +252,35 @@ class _Renderer(tf.Module):
     checks = [tf.debugging.assert_equal(
         tf.shape(inputs[k])[0], n, message=f"render_rays: {k} must have "
         "shape [N, ...] with the same N as origins") for k in RAY_WIDTHS]
+    checks += [tf.debugging.assert_all_finite(
+        inputs[k], f"render_rays: {k} must hold finite numbers (no NaN or "
+        "inf); send finite rays") for k in RAY_WIDTHS]
     with tf.control_dependencies(checks):
       inputs = {k: tf.identity(v) for k, v in inputs.items()}
-    out = self._render_flat(inputs)
+    # near >= far renders nothing (near == far) or negative colours and
+    # opacity (near > far). Checked once the values are known to be finite.
+    bad = inputs["near"][:, 0] >= inputs["far"][:, 0]
+    first = tf.where(bad)[:1, 0]  # [] or [index]: also fine for N = 0
+    with tf.control_dependencies([tf.debugging.Assert(
+        tf.logical_not(tf.reduce_any(bad)),
+        ["render_rays: every ray needs near < far (the segment rendered "
+         "along the ray); received rays with near >= far: count",
+         tf.reduce_sum(tf.cast(bad, tf.int32)), "of", n, "; first index",
+         first, "near", tf.gather(inputs["near"][:, 0], first), "far",
+         tf.gather(inputs["far"][:, 0], first)])]):
+      inputs = {k: tf.identity(v) for k, v in inputs.items()}
+    out = _finite_outputs(self._render_flat(inputs), "render_rays",
+                          _RAYS_HINT)
     return {"rgb": tf.identity(out["rgb"], name="rgb"),
             "depth": tf.identity(out["depth"], name="depth"),
             "acc": tf.identity(out["acc"], name="acc")}
 
   def _check_image_inputs(self, inputs):
-    """The inputs, after in-graph checks of finiteness and image size."""
+    """The inputs, after in-graph checks of their values.
+
+    Finite cameras, then (once known finite) a rotation in camtoworld and a
+    pinhole intrinsics matrix; the image size within MIN_SIZE and max_pixels.
+    """
     h, w = inputs["height"], inputs["width"]
     limit = self._max_pixels
     checks = [
@@ -178,6 +298,15 @@ class _Renderer(tf.Module):
         "(the limit fixed at export); render a smaller image or re-export "
         "with a larger max_pixels (regnerf-export --max_pixels). Received "
         "height*width, max_pixels"))
+    with tf.control_dependencies(checks[:2]):  # the cameras are finite
+      error, det = _rotation_error(inputs["camtoworld"])
+      checks.append(tf.debugging.Assert(
+          _is_rotation(error, det),
+          [_ROTATION_MESSAGE, "max|R R^T - I|", error, "det R", det]))
+      checks.append(tf.debugging.Assert(
+          _is_pinhole(inputs["intrinsics"]),
+          [_PINHOLE_MESSAGE, "intrinsics", inputs["intrinsics"]],
+          summarize=9))
     with tf.control_dependencies(checks):
       return {k: tf.identity(v) for k, v in inputs.items()}
 
@@ -190,9 +319,14 @@ class _Renderer(tf.Module):
                       inputs["height"], inputs["width"], self._kind,
                       self._near, self._far)
     h, w = inputs["height"], inputs["width"]
-    flat = {k: tf.reshape(rays[k], [-1, RAY_WIDTHS[k]]) for k in RAY_WIDTHS}
+    flat = {k: tf.debugging.assert_all_finite(
+        tf.reshape(rays[k], [-1, RAY_WIDTHS[k]]), _IMAGE_RAYS_MESSAGE.format(
+            field=k, hint=_IMAGE_RAYS_HINTS[self._kind])) for k in RAY_WIDTHS}
     out = self._render_flat(flat)
-    return {"image": tf.reshape(out["rgb"], tf.stack([h, w, 3]), name="image"),
+    out = _finite_outputs({"image": out["rgb"], "depth": out["depth"]},
+                          "render_image", _IMAGE_HINT)
+    return {"image": tf.reshape(out["image"], tf.stack([h, w, 3]),
+                                name="image"),
             "depth": tf.reshape(out["depth"], tf.stack([h, w]), name="depth")}
 
 
@@ -240,7 +374,6 @@ def serving_cameras(scene, path_frames: int = 60) -> dict[str, np.ndarray]:
   recentring and scaling, DTU normalisation); ``render_path`` [F, 3, 4] with
   ``render_path_intrinsics`` [3, 3]: the kind's default spiral or orbit.
   """
-  from regnerf_tf import render_paths  # pylint: disable=import-outside-toplevel
   info: dict[str, np.ndarray] = {}
   for split, records in (("train", scene.train), ("test", scene.test)):
     if not records:
@@ -355,6 +488,12 @@ def _real_array(where: str, value) -> np.ndarray:
   return array.astype(np.float32)
 
 
+def _matrix_text(matrix: np.ndarray) -> str:
+  """``matrix`` as nested lists with 6 significant digits (tiny values kept)."""
+  return "[" + ", ".join("[" + ", ".join(f"{x:g}" for x in row) + "]"
+                         for row in matrix) + "]"
+
+
 def _image_size(name: str, value) -> int:
   if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
     raise errors.InputError(
@@ -419,6 +558,16 @@ class CheckedRenderer:
                                 "values; send finite rays.")
       n = value.shape[0] if n is None else n
       inputs[k] = tf.cast(value, tf.float32)
+    # Compared in float32, as rendered (a float64 near < far may round to
+    # near == far).
+    near, far = inputs["near"].numpy()[:, 0], inputs["far"].numpy()[:, 0]
+    bad = np.flatnonzero(near >= far)
+    if bad.size:
+      i = int(bad[0])
+      raise errors.InputError(
+          "render_rays: every ray needs near < far (the segment rendered "
+          f"along the ray); {bad.size} of {n} rays have near >= far, the "
+          f"first is ray {i} with near={near[i]:g}, far={far[i]:g}.")
     return self.loaded.signatures["render_rays"](**inputs)
 
   def render_image(self, camtoworld, intrinsics, height: int,
@@ -426,6 +575,11 @@ class CheckedRenderer:
     """Renders a view; camtoworld [3, 4] (or [4, 4]), intrinsics [3, 3]."""
     c2w = _real_array("render_image: camtoworld", camtoworld)
     if c2w.shape == (4, 4):
+      if not np.allclose(c2w[3], [0, 0, 0, 1], rtol=0, atol=CAMERA_TOLERANCE):
+        raise errors.InputError(
+            "render_image: a 4×4 camtoworld must have the last row "
+            f"[0, 0, 0, 1]; received {_matrix_text(c2w[3:])[1:-1]}. Send a "
+            "rigid camera-to-world matrix (or its first 3 rows).")
       c2w = c2w[:3]
     if c2w.shape != (3, 4):
       raise errors.InputError(
@@ -436,6 +590,21 @@ class CheckedRenderer:
       raise errors.InputError(
           "render_image: intrinsics must have shape [3, 3]; received "
           f"{list(k.shape)}.")
+    error, det = (float(x) for x in _rotation_error(c2w))
+    if not bool(_is_rotation(error, det)):
+      found = "a reflection (det < 0)" if det < 0 else "scaled or sheared"
+      raise errors.InputError(
+          "render_image: the left 3×3 block of camtoworld must be a rotation "
+          f"(orthonormal, det +1, within {CAMERA_TOLERANCE}); received one "
+          f"that is {found}: max |R Rᵀ − I| = {error:.3g}, det = {det:.4g}. "
+          "Remove scale, shear or reflection from the camera-to-world "
+          "matrix.")
+    if not bool(_is_pinhole(k)):
+      raise errors.InputError(
+          "render_image: intrinsics must be a pinhole matrix [[fx, s, cx], "
+          "[0, fy, cy], [0, 0, 1]] in pixels of the rendered image, with "
+          f"fx > 0 and fy > 0 (the zeros and the one within "
+          f"{CAMERA_TOLERANCE}); received {_matrix_text(k)}.")
     height, width = _image_size("height", height), _image_size("width", width)
     limit = self.metadata.get("max_pixels")
     if limit is not None and height * width > limit:

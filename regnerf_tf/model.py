@@ -287,7 +287,7 @@ class RegNeRF(keras.Model):
   @classmethod
   def from_config(cls, config):
     config = dict(config)
-    cfg = configs_lib.Config.from_dict(config.pop("config"))
+    cfg = configs_lib.Config.from_saved(config.pop("config"))
     source = config.pop("patch_prior", None)
     prior = None
     if source is not None:

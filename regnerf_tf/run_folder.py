@@ -94,7 +94,8 @@ def run_config(workdir: str) -> configs_lib.Config | None:
   if config is None:
     return None
   for entry in read_history(workdir):
-    config = config.replace(**{k: v[1] for k, v in entry["changes"].items()})
+    config = config.replace(**{k: v[1] for k, v in entry["changes"].items()
+                               if k not in configs_lib.REMOVED_FIELDS})
   return config
 
 

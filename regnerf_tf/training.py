@@ -159,8 +159,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         "steps had a non-finite loss or gradient (each was skipped; the "
         "weights were not changed). Likely causes: a learning rate too high "
         f"for this scene (train.lr_init={t.lr_init}), near/far bounds that do "
-        f"not enclose the scene (data.near={self.config.data.near}, "
-        f"data.far={self.config.data.far}, or the scene's own bounds), or "
+        "not enclose the scene (the records' near/far: check the camera "
+        "file's bounds or scale), or "
         "NaN/inf in the images or poses. " + last + " Fix the cause and run "
         "the same command to resume from it (or raise "
         "train.max_nonfinite_steps).")

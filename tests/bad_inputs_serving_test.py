@@ -46,9 +46,10 @@ def served(tmp_path_factory):
 
 
 def _rays(**changes) -> dict[str, np.ndarray]:
-  """Valid float32 rays [N, ...] with some fields replaced."""
+  """Valid float32 rays [N, ...] (near 0.5 < far 1.5) with some replaced."""
   rays = {k: np.full([N, w], 0.5, np.float32)
           for k, w in export.RAY_WIDTHS.items()}
+  rays["far"] = np.full([N, 1], 1.5, np.float32)
   return {**rays, **changes}
 
 
@@ -58,6 +59,60 @@ def _image(**changes) -> dict[str, tf.Tensor]:
             tf.constant(INTRINSICS), "height": tf.constant(HEIGHT),
             "width": tf.constant(WIDTH)}
   return {**inputs, **changes}
+
+
+def _tilted(angle: float, scale: float = 1.0, det_sign: float = 1.0):
+  """A 3×4 camera rotated about z, with its rotation scaled / mirrored."""
+  c, s = np.cos(angle), np.sin(angle)
+  rot = scale * np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, det_sign]])
+  return np.concatenate([rot, [[0.0], [0.0], [1.0]]], 1).tolist()
+
+
+def _random_rotation(seed: int) -> np.ndarray:
+  """A random rotation (QR of a Gaussian matrix, det +1) rounded to float32."""
+  q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+  q = q * np.sign(np.diag(r))  # the QR's sign freedom: a uniform rotation
+  if np.linalg.det(q) < 0:
+    q[:, 0] = -q[:, 0]
+  return q.astype(np.float32)
+
+
+# Finite camtoworlds whose left 3×3 block is not a rotation, with what the
+# in-graph check and the Python checker report.
+NOT_ROTATIONS = [
+    pytest.param(_tilted(0.3, scale=2.0), r"\[det R\] \[(8|7\.99)",
+                 r"scaled or sheared: max \|R Rᵀ − I\| = 3, det = 8\.",
+                 id="scaled"),
+    pytest.param(_tilted(0.3, scale=1.01), r"\[det R\] \[1\.03",
+                 r"scaled or sheared: max \|R Rᵀ − I\| = 0\.0201, "
+                 r"det = 1\.03\.", id="scaled-by-1%"),
+    pytest.param([[1.0, 0.5, 0.0, 0.1], [0.0, 1.0, 0.0, -0.2],
+                  [0.0, 0.0, 1.0, -1.0]],
+                 r"\[0\.5\] \[det R\] \[1\]",
+                 r"scaled or sheared: max \|R Rᵀ − I\| = 0\.5, det = 1\.",
+                 id="sheared"),
+    pytest.param(_tilted(0.3, det_sign=-1.0), r"\[det R\] \[-(1|0\.99)",
+                 r"a reflection \(det < 0\): max \|R Rᵀ − I\| = [0-9.e-]+, "
+                 r"det = -1\.", id="reflected"),
+    pytest.param(np.zeros([3, 4]), r"\[1\] \[det R\] \[0\]",
+                 r"det = 0\.", id="zero"),
+]
+# Finite intrinsics that are not a pinhole matrix with positive focal lengths.
+NOT_PINHOLES = [
+    pytest.param([[-10.0, 0.0, 8.0], [0.0, 10.0, 6.0], [0.0, 0.0, 1.0]],
+                 r"\[\[-10 0 8\]\[0 10 6\]\[0 0 1\]\]",
+                 r"\[\[-10, 0, 8\], \[0, 10, 6\], \[0, 0, 1\]\]",
+                 id="negative-fx"),
+    pytest.param([[10.0, 0.0, 8.0], [0.0, 0.0, 6.0], [0.0, 0.0, 1.0]],
+                 r"\[0 0 6\]", r"\[0, 0, 6\]", id="zero-fy"),
+    pytest.param([[10.0, 0.0, 8.0], [0.0, 10.0, 6.0], [0.0, 0.0, 2.0]],
+                 r"\[0 0 2\]", r"\[0, 0, 2\]\]", id="last-row-scaled"),
+    pytest.param([[10.0, 0.0, 8.0], [0.0, 10.0, 6.0], [0.1, 0.0, 1.0]],
+                 r"\[0\.1 0 1\]", r"\[0\.1, 0, 1\]\]",
+                 id="projective-last-row"),
+    pytest.param([[10.0, 0.0, 8.0], [1.0, 10.0, 6.0], [0.0, 0.0, 1.0]],
+                 r"\[1 10 6\]", r"\[1, 10, 6\]", id="lower-left-entry"),
+]
 
 
 def _call(fn, inputs, as_dict: bool):
@@ -147,6 +202,138 @@ def test_loaded_render_image_checks_values_in_graph(served, changes, message):
     served["loaded"].signatures["render_image"](**inputs)
 
 
+@pytest.mark.parametrize("camtoworld, received, unused", NOT_ROTATIONS)
+def test_loaded_render_image_refuses_non_rotation(served, camtoworld,
+                                                  received, unused):
+  """Scale, shear or a mirror in camtoworld would render another view."""
+  del unused  # the checker's message
+  inputs = _image(camtoworld=tf.constant(camtoworld, tf.float32))
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"render_image: camtoworld\[:, :3\] must be a "
+                     r"rotation \(orthonormal with det \+1, within 0\.001.*"
+                     r"remove scale, shear or reflection.*Received\] "
+                     rf"\[max\|R R\^T - I\|\] .*{received}"):
+    served["loaded"].signatures["render_image"](**inputs)
+
+
+@pytest.mark.parametrize("intrinsics, received, unused", NOT_PINHOLES)
+def test_loaded_render_image_refuses_non_pinhole(served, intrinsics,
+                                                 received, unused):
+  del unused  # the checker's message
+  inputs = _image(intrinsics=tf.constant(intrinsics, tf.float32))
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"render_image: intrinsics must be a pinhole matrix "
+                     r"\[\[fx, s, cx\], \[0, fy, cy\], \[0, 0, 1\]\] in "
+                     r"pixels with fx > 0 and fy > 0.*Received\] "
+                     rf"\[intrinsics\] .*{received}"):
+    served["loaded"].signatures["render_image"](**inputs)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_render_image_accepts_float32_rotations(served, seed):
+  """A true rotation keeps ~1e-7 float32 round-off: well inside 1e-3."""
+  rotation = _random_rotation(seed)
+  r64 = rotation.astype(np.float64)
+  assert 0 < np.abs(r64 @ r64.T - np.eye(3)).max() < 1e-6  # not exact
+  camtoworld = np.concatenate([rotation, [[0.1], [-0.2], [-1.0]]],
+                              1).astype(np.float32)
+  out = served["loaded"].signatures["render_image"](
+      **_image(camtoworld=tf.constant(camtoworld)))
+  checked = served["checked"].render_image(camtoworld, INTRINSICS, HEIGHT,
+                                           WIDTH)
+  np.testing.assert_array_equal(out["image"].numpy(),
+                                checked["image"].numpy())
+  assert np.isfinite(out["image"].numpy()).all()
+  # Within the tolerance is accepted too (a scale of 1 + 2e-4).
+  served["checked"].render_image(_tilted(0.3, scale=1.0 + 2e-4), INTRINSICS,
+                                 HEIGHT, WIDTH)
+
+
+# A DTU camera at z = -1 looking along world +x, image y along world z: with
+# fy = 8 and cy = 6.5 the directions of its row 6 have a world z of exactly 0,
+# so those rays never reach the plane z = 0 they are slid onto. The network
+# turns the resulting NaN origins into finite pixels, so only the check of the
+# built rays sees it (before it, this camera rendered with an OK status).
+HORIZON_CAMTOWORLD = [[0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0],
+                      [0.0, 1.0, 0.0, -1.0]]
+HORIZON_INTRINSICS = [[8.0, 0.0, 8.0], [0.0, 8.0, 6.5], [0.0, 0.0, 1.0]]
+
+
+def test_render_image_refuses_a_camera_whose_rays_are_not_finite(served):
+  message = (r"render_image: this camera gives rays whose origins are not "
+             r"finite \(NaN or inf\); DTU rays start where they cross the "
+             r"world plane z = 0, so no pixel's ray may be parallel to it")
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    served["loaded"].signatures["render_image"](**_image(
+        camtoworld=tf.constant(HORIZON_CAMTOWORLD),
+        intrinsics=tf.constant(HORIZON_INTRINSICS)))
+  # It is a valid rotation and pinhole: the checker passes it to the graph.
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    served["checked"].render_image(HORIZON_CAMTOWORLD, HORIZON_INTRINSICS,
+                                   HEIGHT, WIDTH)
+
+
+@pytest.mark.parametrize("field", list(export.RAY_WIDTHS))
+@pytest.mark.parametrize("value, found", [(np.nan, "NaN"), (np.inf, "Inf"),
+                                          (-np.inf, "Inf")])
+def test_loaded_render_rays_refuses_non_finite(served, field, value, found):
+  """The network can turn NaN inputs into finite pixels: checked first."""
+  bad = _rays()
+  bad[field] = bad[field].copy()
+  bad[field][2, 0] = value
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=rf"render_rays: {field} must hold finite numbers "
+                     rf"\(no NaN or inf\); send finite rays.*{found}"):
+    _call(served["loaded"].signatures["render_rays"], bad, as_dict=False)
+
+
+@pytest.mark.parametrize("near, far", [(0.5, 0.5), (2.0, 1.0)])
+def test_loaded_render_rays_refuses_near_not_below_far(served, near, far):
+  """near == far renders nothing; near > far negative colours and opacity."""
+  rays = _rays(near=np.full([N, 1], 0.5, np.float32),
+               far=np.full([N, 1], 1.0, np.float32))
+  rays["near"][[1, 3]] = near
+  rays["far"][[1, 3]] = far
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r"render_rays: every ray needs near < far \(the "
+                     r"segment rendered along the ray\); received rays with "
+                     r"near >= far: count\] \[2\] \[of\] \[5\] "
+                     rf"\[; first index\] \[1\] \[near\] \[{near:g}\] "
+                     rf"\[far\] \[{far:g}\]"):
+    _call(served["loaded"].signatures["render_rays"], rays, as_dict=False)
+  with pytest.raises(errors.InputError,
+                     match=r"render_rays: every ray needs near < far.*2 of 5 "
+                     rf"rays have near >= far, the first is ray 1 with "
+                     rf"near={near:g}, far={far:g}\."):
+    served["checked"].render_rays(**rays)
+
+
+def test_render_rays_never_returns_nan_with_ok_status(served):
+  """Finite rays, near < far, but too large for float32 arithmetic."""
+  rays = _rays(far=np.full([N, 1], 3e38, np.float32))
+  message = (r"render_rays: the rendered depth holds NaN or infinite values "
+             r"although the inputs passed the checks; the rays are probably "
+             r"too large for float32 arithmetic")
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    _call(served["loaded"].signatures["render_rays"], rays, as_dict=False)
+  with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+    served["checked"].render_rays(**rays)
+
+
+def test_finite_outputs_check():
+  """The output check of both signatures, on its own."""
+  finite_outputs = export._finite_outputs  # pylint: disable=protected-access
+  check = tf.function(lambda x: finite_outputs({"image": x}, "render_image",
+                                               "a hint"))
+  np.testing.assert_array_equal(check(tf.constant([1.0, 2.0]))["image"],
+                                [1.0, 2.0])
+  for value, found in ((np.nan, "NaN"), (np.inf, "Inf")):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"render_image: the rendered image holds NaN or "
+                       rf"infinite values.*; a hint.*{found}"):
+      check(tf.constant([1.0, value]))
+
+
 def test_max_pixels_is_stored_and_validated(served):
   assert int(served["loaded"].max_pixels.numpy()) == MAX_PIXELS
   assert served["checked"].metadata["max_pixels"] == MAX_PIXELS
@@ -177,6 +364,13 @@ def test_max_pixels_is_stored_and_validated(served):
      r"origins holds NaN or infinite"),
     ({"radii": [[0.1], [0.2, 0.3]]}, r"radii must be a float32 array"),
     ({"extra": np.zeros([N, 3], np.float32)}, r"unexpected \['extra'\]"),
+    ({"near": np.full([N, 1], 0.5, np.float32),
+      "far": np.full([N, 1], 0.5, np.float32)},
+     r"every ray needs near < far.*5 of 5 rays have near >= far, the first "
+     r"is ray 0 with near=0.5, far=0.5"),
+    # Different in float64, equal once cast to float32 (as rendered).
+    ({"near": np.full([N, 1], 1.0), "far": np.full([N, 1], 1.0 + 1e-9)},
+     r"5 of 5 rays have near >= far.*near=1, far=1\."),
 ])
 def test_checker_render_rays_refuses(served, changes, message):
   with pytest.raises(errors.InputError, match=message):
@@ -212,6 +406,9 @@ def test_checker_casts_float64_rays(served):
     ({"width": -16}, r"width must be >= 3.*received width=-16"),
     ({"height": HEIGHT + 1}, rf"height\*width must be <= max_pixels="
      rf"{MAX_PIXELS}.*received 13×16 = 208"),
+    ({"camtoworld": CAMTOWORLD + [[0.0, 0.0, 0.0, 2.0]]},
+     r"a 4×4 camtoworld must have the last row \[0, 0, 0, 1\]; received "
+     r"\[0, 0, 0, 2\]"),
 ])
 def test_checker_render_image_refuses(served, changes, message):
   args = {"camtoworld": CAMTOWORLD, "intrinsics": INTRINSICS,
@@ -220,19 +417,42 @@ def test_checker_render_image_refuses(served, changes, message):
     served["checked"].render_image(**args)
 
 
+@pytest.mark.parametrize("camtoworld, unused, received", NOT_ROTATIONS)
+def test_checker_render_image_refuses_non_rotation(served, camtoworld, unused,
+                                                   received):
+  del unused  # the in-graph message
+  with pytest.raises(errors.InputError,
+                     match=r"render_image: the left 3×3 block of camtoworld "
+                     r"must be a rotation \(orthonormal, det \+1, within "
+                     rf"0\.001\); received one that is .*{received} Remove "
+                     r"scale, shear or reflection"):
+    served["checked"].render_image(camtoworld, INTRINSICS, HEIGHT, WIDTH)
+  # As a 4×4 matrix too.
+  with pytest.raises(errors.InputError, match=r"must be a rotation"):
+    served["checked"].render_image(
+        np.concatenate([camtoworld, [[0.0, 0.0, 0.0, 1.0]]]), INTRINSICS,
+        HEIGHT, WIDTH)
+
+
+@pytest.mark.parametrize("intrinsics, unused, received", NOT_PINHOLES)
+def test_checker_render_image_refuses_non_pinhole(served, intrinsics, unused,
+                                                  received):
+  del unused  # the in-graph message
+  with pytest.raises(errors.InputError,
+                     match=r"render_image: intrinsics must be a pinhole matrix "
+                     r"\[\[fx, s, cx\], \[0, fy, cy\], \[0, 0, 1\]\] in "
+                     r"pixels of the rendered image, with fx > 0 and fy > 0 "
+                     r"\(the zeros and the one within 0\.001\); received "
+                     rf".*{received}"):
+    served["checked"].render_image(CAMTOWORLD, intrinsics, HEIGHT, WIDTH)
+
+
 def test_load_and_check_missing_export(tmp_path):
   with pytest.raises(errors.MissingFileError, match="saved_model.pb"):
     export.load_and_check(str(tmp_path))
 
 
 # --- camera paths -------------------------------------------------------------
-
-
-def _tilted(angle: float, scale: float = 1.0, det_sign: float = 1.0):
-  """A 3×4 camera rotated about z, with its rotation scaled / mirrored."""
-  c, s = np.cos(angle), np.sin(angle)
-  rot = scale * np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, det_sign]])
-  return np.concatenate([rot, [[0.0], [0.0], [1.0]]], 1).tolist()
 
 
 @pytest.mark.parametrize("payload, message", [
@@ -300,8 +520,7 @@ def test_camera_path_missing_file(tmp_path):
     ("model.density_noise", -0.5), ("model.skip_layer", 7),
     ("reg.patch_size", 0), ("reg.anneal_start_fraction", 1.5),
     ("reg.anneal_mid_fraction", -0.1), ("reg.depth_tv_weight_start", -1.0),
-    ("data.near", -0.1), ("data.far", 0.5),  # far == near
-    ("data.n_views", 0), ("data.factor", 0),
+    ("data.n_views", 0),
     ("train.lr_init", float("nan")), ("reg.coarse_loss_mult", float("inf")),
     ("train.lr_init", 10**400), ("model.net_width", 2**70),
     ("model.net_width", 2.5), ("model.net_width", True),
@@ -340,8 +559,8 @@ def test_config_value_out_of_range(key, value):
         "dtu3", **dict([configs.parse_override("train.batch_size=many")])),
      r"batch_size must be an integer.*batch_size='many'"),
     (lambda: configs.get_preset(
-        "dtu3", **dict([configs.parse_override("data.near=[0.5]")])),
-     r"near must be a number.*near=\[0.5\]"),
+        "dtu3", **dict([configs.parse_override("train.lr_init=[0.5]")])),
+     r"lr_init must be a number.*lr_init=\[0.5\]"),
     (lambda: configs.Config.from_json("{not json"), r"must be JSON text"),
     (lambda: configs.Config.from_json("[1, 2]"), r"must be a JSON object.*"
      r"received a list"),

