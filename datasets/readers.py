@@ -206,9 +206,19 @@ def _list_images(folder: str, order: str = "auto",
       f"with zero-padded numbers (IMG_001.jpg) in row order.{note}")
 
 
+UNREAD_PHOTOS = (".heic", ".heif", ".avif", ".webp", ".dng", ".cr2", ".cr3",
+                 ".nef", ".arw", ".raf", ".orf", ".rw2")
+
+
 def _ignored_note(ignored: Sequence[str]) -> str:
-  return (f" (not counted as images: {_short(list(ignored))})" if ignored
-          else "")
+  if not ignored:
+    return ""
+  note = f" (not counted as images: {_short(list(ignored))})"
+  photos = [n for n in ignored if n.lower().endswith(UNREAD_PHOTOS)]
+  if photos:
+    note += (f"; {len(photos)} of them are HEIC/RAW/WebP photos, which are not "
+             "read: convert them to JPEG or PNG (keeping their names' order)")
+  return note
 
 
 PROBE_BYTES = 1 << 18  # Enough for the header and EXIF block of PNG/JPEG/TIFF.
@@ -231,10 +241,21 @@ def _probe(path: str) -> tuple[int, tuple[int, int] | None]:
   return orientation.orientation_from_bytes(head), size
 
 
+def _colour_space(data: bytes) -> str:
+  """"RGB" unless Pillow reads ``data`` as CMYK (or another non-RGB space)."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  try:
+    with Image.open(io.BytesIO(data)) as image:
+      return "RGB" if image.mode in ("RGBA", "RGBa", "RGBX", "RGB") else image.mode
+  except Exception:  # pylint: disable=broad-except
+    return "RGB"
+
+
 def read_stored(path: str) -> tuple[np.ndarray, int]:
   """(pixels as stored, uint8 [H, W, C] with C in 1..4; EXIF orientation).
 
-  16-bit images are scaled to 8 bits, 1-bit images to 0/255. Raises
+  16-bit images are scaled to 8 bits, 1-bit images to 0/255, CMYK images
+  converted to RGB (4 channels are otherwise RGBA). Raises
   ``InputError`` naming the file if it is empty or cannot be decoded.
   """
   data = _read_bytes(path)
@@ -248,6 +269,10 @@ def read_stored(path: str) -> tuple[np.ndarray, int]:
                               "pixels; expected at least 1×1. Replace the file.")
   try:
     image = np.asarray(iio.imread(data, extension="." + str(path).rsplit(".", 1)[-1].lower()))
+    if image.ndim == 3 and image.shape[-1] == 4 and _colour_space(data) != "RGB":
+      # CMYK (print-ready JPEGs, some scanners): 4 channels that are not RGBA.
+      image = np.asarray(iio.imread(data, extension="." + str(path).rsplit(
+          ".", 1)[-1].lower(), mode="RGB"))
   except Exception as e:  # imageio raises many types on corrupt data.
     raise errors.InputError(f"Could not decode the image {path} ({type(e).__name__}: "
                      f"{e}). Expected a readable PNG/JPEG/TIFF; re-download or "

@@ -427,3 +427,31 @@ def test_cli_refuses_then_records_the_chosen_order(tmp_path):
   recorded = json.loads((work / "scene.json").read_text())
   assert recorded["source"]["image_order"] == "text"
   assert "exif" not in recorded["source"]  # "auto" is not recorded
+
+
+# ----------------------------------------------------------------------------
+# Photo formats.
+# ----------------------------------------------------------------------------
+
+
+def test_a_cmyk_jpeg_is_read_as_rgb(tmp_path):
+  """4 channels that are not RGBA: once taken for RGB + alpha."""
+  path = tmp_path / "print.jpg"
+  Image.open(FERN / "images_8" / "image000.png").convert("CMYK").save(
+      path, quality=95)
+  got = readers.read_image(str(path))
+  with Image.open(path) as image:
+    assert image.mode == "CMYK"
+    want = np.asarray(image.convert("RGB"))
+  assert got.shape == want.shape and got.shape[-1] == 3
+  np.testing.assert_array_equal(got, want)
+
+
+def test_heic_photos_are_named_with_what_to_do(tmp_path, fern_names):
+  scene = _fern_copy(tmp_path)
+  (scene / "images_8" / fern_names[2]).unlink()
+  (scene / "images_8" / "IMG_0002.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+  with pytest.raises(errors.InputError) as e:
+    readers.read_llff(str(scene), views=[0])
+  assert "IMG_0002.HEIC" in str(e.value)
+  assert "convert them to JPEG or PNG" in str(e.value)
