@@ -1061,7 +1061,17 @@ def _parse_blender(json_file: str, scene_dir: str
     rel = rel[2:] if rel.startswith("./") else rel
     if not rel.lower().endswith(IMAGE_EXTENSIONS):
       rel += ".png"
-    paths.append(_join(scene_dir, rel))
+    if rel.startswith("/"):  # absolute: used as it is, if it is there
+      if not _exists(rel):
+        raise errors.MissingFileError(
+            f"frames[{i}].file_path in {json_file} is the absolute path "
+            f"{frame['file_path']}, and {rel} does not exist on this machine "
+            f"({len(frames)} frame(s) of the file). Expected paths relative to "
+            "the scene folder (e.g. ./train/r_0): make them relative, or put "
+            "the images back at those paths.")
+      paths.append(rel)
+    else:
+      paths.append(_join(scene_dir, rel))
   poses = np.stack(poses)
   _check_rotations(poses[:, :, :3],
                    lambda i: f"frames[{i}].transform_matrix in {json_file}")
@@ -1092,6 +1102,12 @@ def read_blender(scene_dir: str, *, split: str = "train",
   angle, poses, paths = _parse_blender(json_file, scene_dir)
   num = len(paths)
   views = _views_to_read(views, num)
+  for i in sorted(set(views) | {0}):
+    if not _exists(paths[i]):
+      raise errors.MissingFileError(
+          f"frames[{i}].file_path in {json_file} names {paths[i]}, which does "
+          "not exist. Check the scene folder is complete (re-download or "
+          "re-extract it), or fix the path in the json file.")
   tags, readings, shown = _turned_views(
       paths, None, exif, json_file,
       optional=[i for i in range(num) if i not in views and i != 0])

@@ -40,6 +40,7 @@ import logging
 import os
 import re
 import shutil
+import zipfile
 from typing import Callable
 
 import numpy as np
@@ -148,6 +149,22 @@ def listed(workdir: str) -> list[str]:
   return sorted(prefixes, key=_step_of, reverse=True)
 
 
+# What np.load raises on a damaged .npz (a zip without its directory, cut
+# short inside a member, a member that is not an array).
+_LEGACY_UNREADABLE = (OSError, ValueError, KeyError, EOFError,
+                      zipfile.BadZipFile)
+
+
+def check_folder(workdir: str) -> None:
+  """Refuses a ``checkpoints`` entry of ``workdir`` that is not a folder."""
+  path = folder(workdir)
+  if os.path.exists(path) and not os.path.isdir(path):
+    raise errors.InputError(
+        f"{path} is a file; in a run folder that name holds the run's "
+        f"checkpoints. Move the file away (or use another --workdir), then "
+        "run the same command again.")
+
+
 def latest_step(workdir: str) -> int | None:
   """The step of the newest listed checkpoint (or of an old-format one)."""
   prefixes = listed(workdir)
@@ -158,7 +175,7 @@ def latest_step(workdir: str) -> int | None:
     try:
       with np.load(legacy, allow_pickle=False) as f:
         return int(f["step"])
-    except (OSError, ValueError, KeyError):
+    except _LEGACY_UNREADABLE:
       return None
   return None
 
@@ -285,7 +302,7 @@ def restore(model, workdir: str, *, with_optimizer: bool = True,
       step = _restore_legacy(model, legacy, with_optimizer)
     except errors.CheckpointMismatchError:
       raise
-    except (OSError, ValueError, KeyError) as e:
+    except _LEGACY_UNREADABLE as e:
       failures.append((legacy, _first_line(e)))
     else:
       if log is not None:

@@ -406,7 +406,8 @@ def export_saved_model(model, path: str, kind: str,
   The SavedModel is written to a temporary folder next to ``path`` and renamed
   into place, so ``path`` never holds a half-written export; an existing export
   at ``path`` is replaced only once the new one is complete (and put back if
-  the rename fails). A failure leaves no temporary folder behind.
+  the rename fails). A failure leaves no temporary folder behind. Any other
+  non-empty folder at ``path`` (a run folder, photos) is refused.
 
   Args:
     model: a :class:`regnerf_tf.model.RegNeRF`.
@@ -433,6 +434,16 @@ def export_saved_model(model, path: str, kind: str,
     raise errors.InputError(
         f"The export's output {path} exists and is not a folder; choose "
         "another output path or remove the file.")
+  if os.path.isdir(path) and os.listdir(path) and not (
+      os.path.exists(os.path.join(path, "saved_model.pb"))
+      and os.path.exists(os.path.join(path, METADATA))):
+    found = sorted(os.listdir(path))
+    raise errors.InputError(
+        f"The export's output {path} (regnerf-export --output) is a folder "
+        f"that holds something other than an earlier export ({', '.join(found[:6])}"
+        f"{', …' if len(found) > 6 else ''}); exporting there would replace "
+        "it and delete those files. Choose a new folder for the export (e.g. "
+        "<run folder>/export).")
   module = _Renderer(model, kind, near, far, chunk, max_pixels, cameras)
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)

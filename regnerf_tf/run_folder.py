@@ -65,6 +65,14 @@ def read_history(workdir: str) -> list[dict]:
   try:
     with open(path) as f:
       entries = json.load(f)["entries"]
+    if not isinstance(entries, list):
+      raise ValueError(f"entries is a {type(entries).__name__}, not a list")
+    for i, entry in enumerate(entries):
+      changes = entry.get("changes") if isinstance(entry, dict) else None
+      if not isinstance(changes, dict) or not all(
+          isinstance(v, list) and len(v) == 2 for v in changes.values()):
+        raise ValueError(f"entry {i} has no 'changes' of the form "
+                         "{field: [before, after]}")
   except (OSError, ValueError, KeyError, TypeError) as e:
     raise errors.InputError(
         f"{path} cannot be read ({e}); it lists how this run was continued. "

@@ -211,6 +211,7 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
   step = 0
   if workdir:
     os.makedirs(workdir, exist_ok=True)
+    checkpoints.check_folder(workdir)
     changes = run_folder.check_start(workdir, config, resume_with_changes)
     if own_dir and os.path.isdir(own_dir):
       stale = (atomic.remove_stale_temporaries(own_dir)

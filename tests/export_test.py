@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from regnerf_tf import configs, data, export, scenes
+from regnerf_tf import configs, data, errors, export, scenes
 from regnerf_tf import model as model_lib
 
 HEIGHT, WIDTH = 12, 16
@@ -190,7 +190,7 @@ def test_loads_without_regnerf_tf(exported, tmp_path):
 
 def test_export_replaces_atomically(exported, tmp_path):
   path = str(tmp_path / "out")
-  os.makedirs(path)
+  export.export_saved_model(exported["model"], path, "llff", chunk=32)
   with open(os.path.join(path, "stale.txt"), "w") as f:
     f.write("old")
   export.export_saved_model(exported["model"], path, "llff", chunk=32)
@@ -198,6 +198,22 @@ def test_export_replaces_atomically(exported, tmp_path):
   assert os.path.exists(os.path.join(path, "saved_model.pb"))
   assert sorted(os.listdir(tmp_path)) == ["out"]  # no temporary folders left
   assert export.load_and_check(path).metadata["kind"] == "llff"
+
+
+def test_export_never_replaces_a_folder_of_other_files(exported, tmp_path):
+  """A run folder or a folder of photos given as the output is refused and
+  left as it was; an empty folder is used."""
+  path = tmp_path / "photos"
+  path.mkdir()
+  (path / "IMG_1.jpg").write_bytes(b"photo")
+  with pytest.raises(errors.InputError, match=r"IMG_1\.jpg.*delete those"):
+    export.export_saved_model(exported["model"], str(path), "llff", chunk=32)
+  assert sorted(os.listdir(path)) == ["IMG_1.jpg"]
+  assert sorted(os.listdir(tmp_path)) == ["photos"]
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  export.export_saved_model(exported["model"], str(empty), "llff", chunk=32)
+  assert (empty / "saved_model.pb").exists()
 
 
 def test_cameras_signature_lets_a_client_ask_for_held_out_views(tmp_path):

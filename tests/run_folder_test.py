@@ -64,7 +64,7 @@ def test_later_commands_need_only_the_workdir(run, tmp_path, capsys):
   assert _run_cli(eval_cli, [f"--workdir={run}", f"--output_dir={out}",
                              "--max_views=2"]) == 0
   printed = capsys.readouterr().out
-  assert "the synthetic scene (from" in printed
+  assert "the synthetic scene --train_views=0,4,8 (from" in printed
   assert "view 1/2" in printed and "view 2/2" in printed
   report = json.loads((out / "metrics.json").read_text())
   # The recorded split: views other than the training views 0, 4, 8.

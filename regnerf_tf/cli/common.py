@@ -46,9 +46,38 @@ def scene_source_from_flags() -> dict | None:
   if sum(sources) > 1:
     raise app.UsageError("Give exactly one of --scene_dir, --tfds (with "
                          "--scene) or --synthetic.")
+  folder_only = [f"--{name}" for name, given in (
+      ("allow_view_overlap", FLAGS.allow_view_overlap),
+      ("image_order", FLAGS.image_order != "auto"),
+      ("exif", FLAGS.exif != "auto")) if given]
+  tfds_only = [f"--{name}" for name in ("scene", "data_dir", "manual_dir")
+               if FLAGS[name].value]
+  if not FLAGS.tfds and tfds_only:
+    raise app.UsageError(
+        f"{' and '.join(tfds_only)} belong to --tfds (a scene within a TFDS "
+        "dataset); without --tfds they would be ignored. Give --tfds, or "
+        "drop them (a folder is --scene_dir).")
   if not any(sources):
     return None
-  views = [int(v) for v in FLAGS.train_views] if FLAGS.train_views else None
+  if not FLAGS.scene_dir and folder_only:
+    raise app.UsageError(
+        f"{' and '.join(folder_only)} apply to the files of a --scene_dir; "
+        f"with {'--tfds' if FLAGS.tfds else '--synthetic'} they would be "
+        "ignored. Drop them.")
+  views = None
+  if FLAGS.train_views:
+    try:
+      views = [int(v) for v in FLAGS.train_views]
+    except ValueError:
+      raise app.UsageError(
+          f"--train_views={','.join(FLAGS.train_views)} must be 0-based view "
+          "indices separated by commas, e.g. --train_views=1,10,19.") from None
+    if FLAGS.tfds:
+      raise app.UsageError(
+          "--train_views applies to --scene_dir and --synthetic; a TFDS split "
+          f"({FLAGS.tfds}, {FLAGS.scene or '?'}_train) fixes its input views. "
+          "Use the dataset config with the view count you want (e.g. "
+          "dtu_sparse/6view), or the scene folder with --train_views.")
   if FLAGS.synthetic:
     return {"source": "synthetic", "train_views": views}
   if FLAGS.scene_dir:
@@ -93,16 +122,36 @@ def load_scene(source: dict, n_views: int):
                           source["manual_dir"])
 
 
-def read_scene_file(workdir: str | None) -> dict | None:
-  """The source recorded in ``<workdir>/scene.json``, or None."""
+def read_scene_record(workdir: str | None) -> dict | None:
+  """``<workdir>/scene.json`` (source, name, kind, views), or None."""
   import json  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import errors  # pylint: disable=import-outside-toplevel
   if not workdir:
     return None
   path = os.path.join(workdir, SCENE_FILE)
   if not os.path.isfile(path):
     return None
-  with open(path) as f:
-    return json.load(f)["source"]
+  with open(path, "rb") as f:
+    text = f.read()
+  try:
+    record = json.loads(text)
+    source = record["source"]
+    if not isinstance(source, dict) or source.get("source") not in (
+        "folder", "tfds", "synthetic"):
+      raise ValueError(f"its source is {source!r:.80}")
+  except (ValueError, KeyError, TypeError) as e:
+    raise errors.InputError(
+        f"{path} cannot be read ({type(e).__name__}: {e}); it records which "
+        "scene the run was trained on. Restore it from a backup, or delete it "
+        "and give the run's scene again (--scene_dir, --tfds with --scene, or "
+        "--synthetic).") from None
+  return record
+
+
+def read_scene_file(workdir: str | None) -> dict | None:
+  """The source recorded in ``<workdir>/scene.json``, or None."""
+  record = read_scene_record(workdir)
+  return None if record is None else record["source"]
 
 
 def resolve_scene_source(workdir: str | None = None) -> dict:
@@ -128,33 +177,97 @@ def load_scene_from_flags(n_views: int, workdir: str | None = None):
 
 def describe_source(source: dict) -> str:
   if source["source"] == "synthetic":
-    return "the synthetic scene"
-  if source["source"] == "folder":
-    return f"--scene_dir={source['scene_dir']}"
-  return f"--tfds={source['tfds']} --scene={source['scene']}"
+    text = "the synthetic scene"
+  elif source["source"] == "folder":
+    text = f"--scene_dir={source['scene_dir']}"
+  else:
+    text = f"--tfds={source['tfds']} --scene={source['scene']}"
+  if source.get("train_views"):
+    text += " --train_views=" + ",".join(map(str, source["train_views"]))
+  if source.get("allow_view_overlap"):
+    text += " --allow_view_overlap"
+  for name in ("image_order", "exif"):
+    if name in source:
+      text += f" --{name}={source[name]}"
+  return text
+
+
+_SOURCE_FLAGS = {"scene_dir": "--scene_dir", "tfds": "--tfds",
+                 "scene": "--scene", "train_views": "--train_views",
+                 "allow_view_overlap": "--allow_view_overlap",
+                 "image_order": "--image_order", "exif": "--exif",
+                 "data_dir": "--data_dir", "manual_dir": "--manual_dir",
+                 "source": "the kind of scene"}
+
+
+def _source_changes(recorded: dict, source: dict) -> str:
+  order = list(_SOURCE_FLAGS)
+  keys = sorted(set(recorded) | set(source),
+                key=lambda k: order.index(k) if k in order else len(order))
+  return "; ".join(f"{_SOURCE_FLAGS.get(k, k)}: {recorded.get(k)!r} in the run, "
+                   f"{source.get(k)!r} now" for k in keys
+                   if recorded.get(k) != source.get(k))
+
+
+def _moved(recorded: dict, source: dict) -> bool:
+  """The run's scene folder is gone and ``source`` is the same otherwise."""
+  return (recorded.get("source") == source.get("source") == "folder"
+          and not os.path.isdir(recorded["scene_dir"])
+          and {k: v for k, v in recorded.items() if k != "scene_dir"}
+          == {k: v for k, v in source.items() if k != "scene_dir"})
 
 
 def check_scene(workdir: str | None, source: dict) -> None:
   """Refuses a run folder trained on another scene (before anything is
-  loaded): the folder would no longer say what it holds."""
+  loaded): the folder would no longer say what it holds. A scene folder that
+  moved (the recorded one is gone) is accepted here and checked against the
+  recorded scene by :func:`record_scene`."""
   recorded = read_scene_file(workdir)
-  if recorded is not None and recorded != source:
-    raise app.UsageError(
-        f"{workdir} holds a run trained on {describe_source(recorded)}, not "
-        f"{describe_source(source)} (see {os.path.join(workdir, SCENE_FILE)})."
-        " Use another --workdir for this scene, or give the run's own scene "
-        "(or none: it is read from the folder).")
+  if recorded is None or recorded == source or _moved(recorded, source):
+    return
+  raise app.UsageError(
+      f"{workdir} holds a run trained on {describe_source(recorded)}, not "
+      f"{describe_source(source)} ({_source_changes(recorded, source)}; see "
+      f"{os.path.join(workdir, SCENE_FILE)}). Use another --workdir for this "
+      "scene, or give the run's own scene (or none: it is read from the "
+      "folder).")
 
 
 def record_scene(workdir: str, scene, source: dict) -> None:
-  """Writes ``<workdir>/scene.json`` once (see :func:`check_scene`)."""
+  """Writes ``<workdir>/scene.json`` once (see :func:`check_scene`).
+
+  When the run's scene folder moved, the scene now given must be the one
+  recorded (kind, input and held-out views; the folder may be renamed);
+  scene.json then names the new folder and keeps the old ones under
+  ``moved_from``.
+  """
   from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
   check_scene(workdir, source)
-  if read_scene_file(workdir) is None:
-    atomic.write_json(os.path.join(workdir, SCENE_FILE), {
-        "source": source, "name": scene.name, "kind": scene.kind,
-        "train_views": [int(r["view_index"]) for r in scene.train],
-        "test_views": [int(r["view_index"]) for r in scene.test]})
+  path = os.path.join(workdir, SCENE_FILE)
+  found = {"name": scene.name, "kind": scene.kind,
+           "train_views": [int(r["view_index"]) for r in scene.train],
+           "test_views": [int(r["view_index"]) for r in scene.test]}
+  record = read_scene_record(workdir)
+  if record is None:
+    atomic.write_json(path, {"source": source, **found})
+    return
+  if record["source"] == source:
+    return
+  differs = [f"{k}: {record.get(k)!r} in the run, {v!r} in "
+             f"{source['scene_dir']}" for k, v in found.items()
+             if k != "name" and record.get(k) != v]  # a folder may be renamed
+  if differs:
+    raise app.UsageError(
+        f"The run in {workdir} was trained on {record['source']['scene_dir']}, "
+        f"which no longer exists, and {source['scene_dir']} holds another "
+        f"scene ({'; '.join(differs)}). Give the folder the run's scene moved "
+        "to, or use another --workdir.")
+  moved_from = record.get("moved_from", []) + [record["source"]["scene_dir"]]
+  atomic.write_json(path, {**record, **found, "source": source,
+                           "moved_from": moved_from})
+  print(f"The run's scene folder moved from {moved_from[-1]} to "
+        f"{source['scene_dir']} (the same scene and views); {path} now names "
+        "the new folder.", flush=True)
 
 
 TRACEBACK_ENV = "REGNERF_TF_TRACEBACK"  # set to 1: errors show the traceback
@@ -175,7 +288,25 @@ def run_app(main, define_flags, module_name: str) -> None:
   for module in (module_name, __name__):
     for flag in FLAGS.get_flags_for_module(module):
       FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-  app.run(guarded(main, program_name()))
+  program = program_name()
+  app.run(guarded(main, program), flags_parser=flags_parser(program))
+
+
+def flags_parser(program: str):
+  """Parses the command line; a bad flag value is one paragraph, exit 2.
+
+  absl's own parser prints "FATAL Flags parsing error" and exits 1; here the
+  flag library's message (which names the flag and the value) is reported
+  like every other error.
+  """
+
+  def parse(argv):
+    try:
+      return FLAGS(argv)
+    except flags.Error as e:
+      sys.exit(report_error(program, f"{e}. (--help lists the flags.)", e))
+
+  return parse
 
 
 def program_name() -> str:
@@ -274,6 +405,7 @@ _TF_IO = (("No space left on device", "ENOSPC"),
           ("Read-only file system", "EROFS"),
           ("Permission denied", "EACCES"),
           ("Not a directory", "ENOTDIR"),
+          ("is not a directory", "ENOTDIR"),
           ("Disk quota exceeded", "EDQUOT"))
 
 

@@ -37,7 +37,8 @@ def define_flags():
   flags.DEFINE_enum("lpips_net", "vgg", ["alex", "vgg"], "LPIPS backbone.")
   flags.DEFINE_bool("ssim_release", False, "SSIM with data range 2, as the "
                     "official evaluation computes it (inflates scores).")
-  flags.DEFINE_integer("max_views", None, "Evaluate at most this many views.")
+  flags.DEFINE_integer("max_views", None, "Evaluate at most this many views.",
+                       lower_bound=1)
   flags.DEFINE_integer("chunk", None, "Rays per rendering chunk.")
 
 

@@ -104,17 +104,49 @@ def load_prior(spec: str | None):
   return flows.load_prior(spec)
 
 
+def check_workdir_is_not_a_scene(workdir: str | None, source: dict) -> None:
+  """Refuses a run folder that is the scene folder, or any scene folder: the
+  run's files would be written among the photos and camera files."""
+  from regnerf_tf.datasets import readers  # pylint: disable=import-outside-toplevel
+  if not workdir or not os.path.isdir(workdir):
+    return
+  same = (source.get("source") == "folder" and os.path.realpath(workdir)
+          == os.path.realpath(source["scene_dir"]))
+  try:
+    layout = readers.detect_format(workdir)
+  except FileNotFoundError:
+    layout = None
+  if same or layout is not None:
+    raise app.UsageError(
+        f"--workdir={workdir} is a scene folder ({layout or 'the scene'} "
+        "layout); the run's config, checkpoints and logs would be written "
+        "among its photos and camera files. Give a run folder of its own, "
+        "e.g. --workdir=runs/<name>.")
+
+
 def main(argv):
   del argv
   from regnerf_tf import distribute, run_folder, training  # pylint: disable=import-outside-toplevel
   if FLAGS.restart and FLAGS.resume_with_changes:
     raise app.UsageError("--restart starts a new run, --resume_with_changes "
                          "continues the old one: give one of them.")
+  if FLAGS.workdir is not None and not FLAGS.workdir.strip():
+    raise app.UsageError("--workdir is empty; give the run folder (it is "
+                         "created if needed), or leave the flag out to train "
+                         "without saving anything.")
   if (FLAGS.restart or FLAGS.resume_with_changes) and not FLAGS.workdir:
     raise app.UsageError("--restart and --resume_with_changes need --workdir.")
   config = build_config(FLAGS.preset, FLAGS.override, FLAGS.steps,
                         FLAGS.workdir)
+  if FLAGS.prior and config.reg.appearance_weight <= 0:
+    raise app.UsageError(
+        f"--prior={FLAGS.prior} would not be used: it is the patch prior of "
+        f"the appearance term, which config {config.name!r} leaves out "
+        "(reg.appearance_weight=0). Drop --prior, or choose a preset with the "
+        "appearance term (e.g. llff3, dtu3) or "
+        "--override=reg.appearance_weight=...")
   source = common.resolve_scene_source(FLAGS.workdir)
+  check_workdir_is_not_a_scene(FLAGS.workdir, source)
   strategy = distribute.make_strategy(FLAGS.strategy)
   if FLAGS.restart:
     if distribute.task_info(strategy)[0] is not None:  # one of several workers
