@@ -12,6 +12,11 @@ Supported layouts (reference §1, pitfalls P12, P14, P20):
   (``world_mat_i``) with ``image/`` or ``images/`` (or downscaled copies such as
   ``images_4/``) and optional ``mask/`` (or ``mask_4/``).
 * **Blender**: ``transforms_{train,val,test}.json``.
+* **COLMAP**: ``sparse/0/`` (or ``sparse/``) with ``cameras``, ``images`` and
+  ``points3D`` (``.bin`` or ``.txt``) next to ``images/`` (and downscaled
+  ``images_<k>/``), as ``regnerf-process-data`` writes it. Forward-facing
+  captures become records of kind ``"llff"``, object-centric ones of kind
+  ``"blender"`` (see :func:`read_colmap`).
 
 DTU cameras are OpenCV (z forward, y down): each projection P = K[R|t] is split
 by an RQ decomposition, K divided by K[2, 2], camera-to-world = [Rᵀ | C]; the
@@ -84,7 +89,7 @@ DTU_CAMERA_FILES = ("cameras.npz", "cameras_sphere.npz")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 PNG_SIGNATURE = orientation.PNG_SIGNATURE
 
-FORMATS = ("llff", "dtu", "dtu_idr", "blender")
+FORMATS = ("llff", "dtu", "dtu_idr", "blender", "colmap")
 LISTED_FORMATS = ("llff", "dtu_idr")  # images paired with camera rows by order
 
 
@@ -219,6 +224,16 @@ def _ignored_note(ignored: Sequence[str]) -> str:
     note += (f"; {len(photos)} of them are HEIC/RAW/WebP photos, which are not "
              "read: convert them to JPEG or PNG (keeping their names' order)")
   return note
+
+
+def list_photos(folder: str) -> tuple[list[str], list[str]]:
+  """(photo file names in text order, ignored entries) of ``folder``."""
+  return _list_images(folder, "text")
+
+
+def ignored_note(ignored: Sequence[str]) -> str:
+  """What was not counted as a photo, for messages ("" when nothing)."""
+  return _ignored_note(ignored)
 
 
 PROBE_BYTES = 1 << 18  # Enough for the header and EXIF block of PNG/JPEG/TIFF.
@@ -841,6 +856,21 @@ def llff_num_views(scene_dir: str, factor: int = 8) -> int:
   return len(load_poses_bounds(poses_file))
 
 
+def _llff_frame(poses: np.ndarray, bounds: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """LLFF's normalisation of OpenGL cameras [N, 3, 4] with bounds [N, 2].
+
+  Translations and bounds are scaled by 1 / (0.75 · the smallest near bound)
+  and the poses recentred on their average. Returns (poses, bounds,
+  world_transform [4, 4] from the source frame).
+  """
+  scale = 1.0 / (0.75 * bounds.min())
+  poses = np.array(poses, np.float64)
+  poses[:, :, 3] *= scale
+  poses, recentre = camera.recenter_poses(poses)
+  return poses, bounds * scale, recentre @ np.diag([scale, scale, scale, 1.0])
+
+
 def _turned_views(paths: Sequence[str], camera_hw: Sequence[float] | None,
                   exif: str, what_camera: str, optional: Sequence[int] = (),
                   ) -> tuple[list[int], list[str], list[tuple[int, int] | None]]:
@@ -976,14 +1006,11 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
                                  for h, w in shown], tags)
   # [down, right, back] → [right, up, back] (OpenGL).
   poses = np.stack([raw[:, :, 1], -raw[:, :, 0], raw[:, :, 2], raw[:, :, 3]], -1)
-  scale = 1.0 / (0.75 * bounds.min())
-  poses[:, :, 3] *= scale
-  bounds = bounds * scale
   ks = np.zeros((num, 3, 3))
   for i in range(num):
     turned = readings[i] == "stored" and tags[i] != 1
     grid = (orientation.displayed_size(size, tags[i]) if turned else size)
-    pixel_scale = grid[1] / full_w
+    pixel_scale = grid[1] / full_w  # (``size`` is the displayed grid)
     if abs(grid[0] / full_h - pixel_scale) > 0.01 * pixel_scale:
       exif_note = (f" ({orientation.describe(paths[i], tags[i])}; its camera "
                    f"read as describing the {readings[i]} pixels)"
@@ -997,8 +1024,7 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
     if turned:
       ks[i], poses[i] = orientation.turn_camera(ks[i], poses[i], tags[i], grid,
                                                 "opengl")
-  poses, recentre = camera.recenter_poses(poses)
-  world_transform = recentre @ np.diag([scale, scale, scale, 1.0])
+  poses, bounds, world_transform = _llff_frame(poses, bounds)
 
   records = []
   name = scene_dir.rsplit("/", 1)[-1]
@@ -1140,6 +1166,245 @@ def read_blender(scene_dir: str, *, split: str = "train",
 
 
 # ----------------------------------------------------------------------------
+# COLMAP.
+# ----------------------------------------------------------------------------
+
+COLMAP_KINDS = ("auto", "forward", "object")
+FORWARD_SPREAD_DEGREES = 30.0  # widest view direction from the mean, "forward"
+DEPTH_PERCENTILES = (0.1, 99.9)  # of the seen points' depths: near, far
+OBJECT_MARGIN = 0.1  # object scenes: near × (1 − m), far × (1 + m)
+MIN_POINTS_PER_VIEW = 8
+
+
+def camera_layout(camtoworlds: np.ndarray) -> tuple[str, float]:
+  """("forward" or "object", widest angle in degrees between a camera's view
+  direction and the mean one) of OpenCV cameras [N, 3, 4].
+
+  Forward-facing captures (LLFF) look roughly one way: every camera within
+  ``FORWARD_SPREAD_DEGREES`` of the mean direction. Object-centric ones look
+  at a common centre from around it.
+  """
+  dirs = camtoworlds[:, :, 2]
+  mean = dirs.mean(axis=0)
+  norm = np.linalg.norm(mean)
+  if norm < 1e-6:
+    return "object", 180.0
+  spread = float(np.degrees(np.arccos(np.clip(dirs @ (mean / norm), -1.0,
+                                              1.0))).max())
+  return ("forward" if spread <= FORWARD_SPREAD_DEGREES else "object"), spread
+
+
+def _colmap_image_folder(scene_dir: str, factor: int) -> tuple[str, int]:
+  """(folder with the images, factor still to downsample by)."""
+  if factor > 1 and _isdir(_join(scene_dir, f"images_{factor}")):
+    return _join(scene_dir, f"images_{factor}"), 1
+  if _isdir(_join(scene_dir, "images")):
+    return _join(scene_dir, "images"), factor
+  raise errors.MissingFileError(
+      f"{scene_dir} holds a COLMAP model but no images/ folder (nor "
+      f"images_{factor}/); expected the photos COLMAP registered in images/ "
+      "next to sparse/.")
+
+
+def _colmap_image_paths(image_dir: str, names: Sequence[str]) -> list[str]:
+  """The file of each registered name in ``image_dir`` (a downscaled copy
+  may have another extension, e.g. PNGs made from JPEGs)."""
+  listed, _ = _list_images(image_dir, "text")
+  by_stem: dict[str, list[str]] = {}
+  for n in listed:
+    by_stem.setdefault(n.rsplit(".", 1)[0], []).append(n)
+  paths, missing = [], []
+  for name in names:
+    if _exists(_join(image_dir, name)):
+      paths.append(_join(image_dir, name))
+      continue
+    found = by_stem.get(name.rsplit("/", 1)[-1].rsplit(".", 1)[0], [])
+    if len(found) == 1:
+      paths.append(_join(image_dir, found[0]))
+    else:
+      missing.append(name)
+  if missing:
+    raise errors.MissingFileError(
+        f"{len(missing)} image(s) the COLMAP model registered are not in "
+        f"{image_dir}: {_short(missing)}. Expected every registered image "
+        "there (by name, any image extension); copy them back or recompute "
+        "the model.")
+  return paths
+
+
+def _view_depths(model: Any, image: Any) -> np.ndarray:
+  """Depths of the 3D points ``image`` sees (in front of the camera)."""
+  ids = [i for i in image.point_ids.tolist() if i in model.points]
+  if not ids:
+    return np.zeros(0)
+  points = np.stack([model.points[i] for i in ids])
+  depth = (points @ image.rotation.T + image.tvec)[:, 2]
+  return depth[depth > 0]
+
+
+def read_colmap(scene_dir: str, *, factor: int = 1,
+                views: Sequence[int] | None = None, kind: str = "auto",
+                resize: str = "area", exif: str = "auto") -> list[Record]:
+  """Reads a COLMAP capture: ``sparse/0/`` (or ``sparse/``) and ``images/``.
+
+  Views are the registered images sorted by name (as text). Images are
+  undistorted (SIMPLE_RADIAL, RADIAL, OPENCV) to the pinhole camera with the
+  same K. Each view's near/far are the 0.1 and 99.9 percentiles of the
+  depths of the 3D points it sees (as LLFF's imgs2poses.py computes them).
+
+  Args:
+    scene_dir: the capture folder.
+    factor: downsampling; ``images_<factor>/`` is used when present.
+    views: 0-based view indices to load images for (default: all).
+    kind: "forward" (forward-facing: LLFF's normalisation and NDC rays),
+      "object" (object-centric: cameras recentred and scaled into [-1, 1]³,
+      records of kind "blender" with per-view bounds), or "auto" (chosen from
+      the camera layout by :func:`camera_layout`).
+    resize: filter used when downsampling ("area" or "release").
+    exif: which pixels the cameras describe for photos with an EXIF
+      orientation tag (COLMAP: the stored ones; see
+      :mod:`regnerf_tf.datasets.orientation`).
+
+  Returns:
+    One record per requested view.
+  """
+  scene_dir = str(scene_dir).rstrip("/")
+  if kind not in COLMAP_KINDS:
+    raise errors.InputError(f"kind must be one of {list(COLMAP_KINDS)}; "
+                            f"received {kind!r}.")
+  folder = colmap.find_model(scene_dir)
+  if folder is None:
+    raise errors.MissingFileError(
+        f"{scene_dir} holds no COLMAP model: expected sparse/0/ (or sparse/) "
+        "with cameras, images and points3D (.bin or .txt). Make one with "
+        "regnerf-process-data or COLMAP's mapper.")
+  model = colmap.read_model(folder)
+  if not model.images:
+    raise errors.InputError(f"The COLMAP model in {folder} registers no image; "
+                            "recompute it with more overlapping photos.")
+  for image in model.images:
+    cam = model.cameras[image.camera_id]
+    if cam.model not in colmap.SUPPORTED_MODELS:
+      raise errors.InputError(
+          f"Camera {cam.camera_id} of the COLMAP model in {folder} (used by "
+          f"{image.name}) is a {cam.model} camera; supported: "
+          f"{', '.join(colmap.SUPPORTED_MODELS)}. Undistort the images first "
+          "(colmap image_undistorter, which writes a PINHOLE model) or "
+          "recompute the model with --ImageReader.camera_model OPENCV.")
+  image_dir, downsample_by = _colmap_image_folder(scene_dir, factor)
+  names = [image.name for image in model.images]
+  paths = _colmap_image_paths(image_dir, names)
+  num = len(paths)
+  cams = [model.cameras[image.camera_id] for image in model.images]
+  orientation.check_reading(exif)
+  tags, readings, stored = [], [], []
+  for path, cam in zip(paths, cams):
+    tag, stored_hw = _probe(path)
+    if stored_hw is None:
+      pixels, tag = read_stored(path)
+      stored_hw = pixels.shape[:2]
+    reading = "displayed"
+    if tag != 1:
+      reading = orientation.resolve(path, tag, stored_hw,
+                                    (cam.height, cam.width), exif,
+                                    f"COLMAP camera {cam.camera_id}")
+    tags.append(tag)
+    readings.append(reading)
+    stored.append(tuple(stored_hw))
+
+  c2w = np.stack([image.camtoworld for image in model.images])
+  ks = np.zeros((num, 3, 3))
+  for i, cam in enumerate(cams):
+    turned = readings[i] == "stored" and tags[i] != 1
+    grid = (stored[i] if turned or tags[i] == 1
+            else orientation.displayed_size(stored[i], tags[i]))
+    scale = grid[1] / cam.width
+    if abs(grid[0] / cam.height - scale) > 0.01 * scale:
+      raise errors.InputError(
+          f"{paths[i]} is {grid[1]}×{grid[0]} pixels, not a scaled copy of the "
+          f"{cam.width}×{cam.height} of COLMAP camera {cam.camera_id}; "
+          "expected the images the model was computed from (or copies "
+          "downscaled by a whole factor).")
+    ks[i] = _scale_intrinsics(cam.intrinsics, scale)
+  chosen = camera_layout(c2w)[0] if kind == "auto" else kind
+
+  bounds = np.zeros((num, 2))
+  known = []
+  for i, image in enumerate(model.images):
+    depth = _view_depths(model, image)
+    if depth.size >= MIN_POINTS_PER_VIEW:
+      bounds[i] = np.percentile(depth, DEPTH_PERCENTILES)
+      if bounds[i, 1] > bounds[i, 0] * (1 + 1e-6):  # else: a degenerate spread
+        known.append(i)
+  if not known:
+    raise errors.InputError(
+        f"No image of the COLMAP model in {folder} sees {MIN_POINTS_PER_VIEW} "
+        "or more 3D points in front of it at different depths, so near/far "
+        "cannot be estimated; "
+        "the model's points3D is empty or does not belong to its images. "
+        "Recompute the model.")
+  for i in set(range(num)) - set(known):  # few points: the scene's range
+    bounds[i] = bounds[known, 0].min(), bounds[known, 1].max()
+  if chosen == "object":
+    bounds = bounds * np.array([1 - OBJECT_MARGIN, 1 + OBJECT_MARGIN])
+
+  # Turn cameras of tagged photos with their images (before normalising, so
+  # that the scene's "up" is the photos' up).
+  grids = []
+  for i in range(num):
+    if readings[i] == "stored" and tags[i] != 1:
+      ks[i], c2w[i] = orientation.turn_camera(ks[i], c2w[i], tags[i],
+                                              stored[i], "opencv")
+    grids.append(orientation.displayed_size(stored[i], tags[i]))
+  size = _check_one_size(paths, grids, tags)
+  size = (size[0] // downsample_by, size[1] // downsample_by)
+  ks = _scale_intrinsics(ks, 1.0 / downsample_by)
+  poses = c2w @ np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV → OpenGL
+  if chosen == "forward":
+    poses, bounds, world_transform = _llff_frame(poses, bounds)
+    record_kind = "llff"
+  else:
+    poses, recentre = camera.recenter_poses(poses)
+    poses, scale = camera.rescale_poses(poses)
+    bounds = bounds * scale
+    world_transform = np.diag([scale, scale, scale, 1.0]) @ recentre
+    record_kind = "blender"
+
+  records = []
+  name = scene_dir.rsplit("/", 1)[-1]
+  for i in _views_to_read(views, num):
+    pixels, tag = read_stored(paths[i])
+    if pixels.shape[-1] < 3:
+      raise errors.InputError(f"{paths[i]} has {pixels.shape[-1]} channel(s); "
+                              "expected RGB.")
+    pixels = pixels[..., :3]
+    cam = cams[i]
+    coefficients = cam.distortion
+    if readings[i] == "stored" or tag == 1:  # undistort, then turn
+      if np.any(coefficients):
+        k_file = _scale_intrinsics(cam.intrinsics, stored[i][1] / cam.width)
+        pixels = colmap.undistort(pixels, k_file, coefficients)
+      pixels = orientation.to_display(pixels, tag)
+    else:  # the camera describes the displayed pixels
+      pixels = orientation.to_display(pixels, tag)
+      if np.any(coefficients):
+        shown = pixels.shape[:2]
+        k_file = _scale_intrinsics(cam.intrinsics, shown[1] / cam.width)
+        pixels = colmap.undistort(pixels, k_file, coefficients)
+    pixels = image_ops.downsample(np.asarray(pixels, np.float64),
+                                  downsample_by, resize)
+    image = image_ops.to_uint8(pixels)
+    _check_same_size(paths[i], image, size)
+    records.append(_record(
+        image=image, has_mask=False, camtoworld=poses[i], intrinsics=ks[i],
+        near=bounds[i, 0], far=bounds[i, 1], scene=name, view_index=i,
+        file_name=paths[i].rsplit("/", 1)[-1], kind=record_kind,
+        scene_camtoworlds=poses, scene_intrinsics=ks, scene_bounds=bounds,
+        world_transform=world_transform))
+  return records
+
+
+# ----------------------------------------------------------------------------
 # Format detection.
 # ----------------------------------------------------------------------------
 
@@ -1165,6 +1430,8 @@ def detect_format(path: str) -> str:
   if any(_exists(_join(path, f"transforms_{s}.json"))
          for s in ("train", "val", "test")):
     return "blender"
+  if colmap.find_model(path) is not None:
+    return "colmap"
   entries = sorted(_listdir(path), key=_natural_key)
   found = f"its entries are {entries[:12]}" if entries else "the folder is empty"
   raise errors.MissingFileError(
@@ -1173,7 +1440,9 @@ def detect_format(path: str) -> str:
       f"{' or '.join(DTU_CAMERA_FILES)} (DTU, IDR/NeuS layout); "
       f"{DTU_IMAGE_PATTERN.format(1)} (DTU, official Rectified/<scan> folder "
       "with Calibration/cal18 two levels up); transforms_train.json, "
-      "transforms_val.json or transforms_test.json (Blender). See "
+      "transforms_val.json or transforms_test.json (Blender); "
+      "sparse/0/cameras.bin or .txt (a COLMAP model: make one from photos "
+      "with regnerf-process-data). See "
       "datasets/README.md for the layouts.")
 
 
@@ -1189,7 +1458,7 @@ def from_directory(path: str, **kwargs: Any) -> list[Record]:
     One record per view, sorted by view index.
   """
   readers = {"llff": read_llff, "dtu": read_dtu, "dtu_idr": read_dtu_idr,
-             "blender": read_blender}
+             "blender": read_blender, "colmap": read_colmap}
   return readers[detect_format(path)](str(path), **kwargs)
 
 

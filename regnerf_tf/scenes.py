@@ -79,7 +79,7 @@ def from_folder(path: str, n_views: int = 3,
                 train_views: Sequence[int] | None = None,
                 test_views: Sequence[int] | None = None,
                 allow_overlap: bool = False, image_order: str = "auto",
-                exif: str = "auto") -> Scene:
+                exif: str = "auto", layout: str = "auto") -> Scene:
   """Reads a scene folder and applies its canonical sparse split.
 
   Args:
@@ -94,6 +94,12 @@ def from_folder(path: str, n_views: int = 3,
     exif: which pixels the cameras describe for photos with an EXIF
       orientation tag: "auto", "stored" or "displayed" (see
       :mod:`regnerf_tf.datasets.orientation`).
+    layout: for COLMAP captures: "forward" (forward-facing, LLFF-style),
+      "object" (object-centric) or "auto" (from the cameras; see
+      :func:`regnerf_tf.datasets.readers.read_colmap`).
+
+  COLMAP captures get LLFF's split (every 8th view held out, the input
+  views spread over the others) whatever their layout.
   """
   if train_views is not None and len(train_views) == 0:
     raise errors.InputError("train_views is empty; expected at least one 0-based "
@@ -111,6 +117,13 @@ def from_folder(path: str, n_views: int = 3,
           f"IDR/NeuS); {path} is a {fmt} scene whose camera file names each "
           "image. Leave image_order at 'auto'.")
     options["image_order"] = image_order
+  if layout != "auto":
+    if fmt != "colmap":
+      raise errors.InputError(
+          f"layout={layout!r} (--layout) applies to COLMAP captures, whose "
+          f"kind is chosen from the cameras; {path} is a {fmt} scene, whose "
+          "format fixes it. Leave layout at 'auto'.")
+    options["kind"] = layout
   if fmt == "blender":
     train_all = readers.read_blender(path, split="train", **options)
     try:
@@ -128,14 +141,14 @@ def from_folder(path: str, n_views: int = 3,
   if train_views is None:
     if kind == "dtu":
       train_views = splits.dtu_train_views(n_views)
-    elif kind == "llff":
+    elif kind == "llff" or fmt == "colmap":
       train_views = splits.llff_train_views(len(records), n_views)
     else:
       train_views = list(range(n_views))
   if test_views is None:
     if kind == "dtu":
       test_views = [i for i in splits.dtu_test_views() if i < len(records)]
-    elif kind == "llff":
+    elif kind == "llff" or fmt == "colmap":
       test_views = splits.llff_test_views(len(records))
     else:
       test_views = [i for i in range(len(records)) if i not in train_views]

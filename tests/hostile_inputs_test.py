@@ -1139,9 +1139,78 @@ SILENTLY_WRONG = [
          check=shows_the_photo),
 ]
 
+# ----------------------------------------------------------------------------
+# COLMAP captures (regnerf-process-data's output, or a model one already has).
+# ----------------------------------------------------------------------------
+
+
+def colmap_capture(kit: Kit, text: bool = True) -> pathlib.Path:
+  """The small fern copy as a COLMAP capture (its exact cameras)."""
+  from tests.datasets import colmap_test  # pylint: disable=import-outside-toplevel
+  scene = colmap_test.write_fern_model(kit.root, kit.scene("fern") / "images_8",
+                                       text=text)
+  kit.allow(scene)  # (written by the case itself)
+  return scene
+
+
+def colmap_fisheye(kit: Kit) -> Command:
+  scene = colmap_capture(kit)
+  cameras = scene / "sparse" / "0" / "cameras.txt"
+  cameras.write_text("1 OPENCV_FISHEYE 84 63 70 70 42 31.5 0.1 0 0 0\n")
+  kit.writable.remove(scene)
+  kit.blame("OPENCV_FISHEYE", "image_undistorter")
+  return train(kit, scene=scene)
+
+
+def colmap_photo_deleted(kit: Kit) -> Command:
+  scene = colmap_capture(kit)
+  (scene / "images" / "image004.png").unlink()
+  kit.writable.remove(scene)
+  kit.blame("image004.png", "registered")
+  return train(kit, scene=scene)
+
+
+def colmap_images_cut_short(kit: Kit) -> Command:
+  scene = colmap_capture(kit, text=False)
+  truncate(scene / "sparse" / "0" / "images.bin", 300)
+  kit.writable.remove(scene)
+  kit.blame("images.bin", "ends inside")
+  return train(kit, scene=scene)
+
+
+def downscaled_scene(kit: Kit):
+  """--downscale=2 in a notebook: the scene at half its resolution."""
+  scene = kit.scene("fern")
+  kit.expected = scenes.downsample(scenes.from_folder(str(scene), 3), 2)
+  return lambda: common.load_scene({"source": "folder", "scene_dir": str(scene),
+                                    "train_views": None, "downscale": 2}, 3)
+
+
+def same_pixels_as_expected(scene, kit: Kit) -> None:
+  assert scene.train[0]["image"].shape == (31, 42, 3)
+  for got, want in zip(scene.train, kit.expected.train):
+    np.testing.assert_array_equal(got["image"], want["image"])
+    np.testing.assert_array_equal(got["intrinsics"], want["intrinsics"])
+
+
+COLMAP = [
+    Case("colmap_fisheye_camera", colmap_fisheye, 2, ("supported:",)),
+    Case("colmap_registered_photo_deleted", colmap_photo_deleted, 2,
+         ("copy them back",)),
+    Case("colmap_images_file_cut_short", colmap_images_cut_short, 2,
+         ("Re-export the model",)),
+    Case("layout_for_an_llff_scene", lambda kit: named(
+        kit, ("--layout",), train(kit, "--layout=object")), 2,
+         ("applies to COLMAP captures",)),
+    Case("downscale_zero", lambda kit: named(
+        kit, ("--downscale=0",), train(kit, "--downscale=0")), 2, ()),
+    Case("downscale_in_a_notebook", downscaled_scene, ACCEPTED,
+         check=same_pixels_as_expected),
+]
+
 CATALOGUE = {"pairing": PAIRING, "exif": EXIF, "run_folder": RUN_FOLDER,
              "checkpoints": CHECKPOINTS, "cli_errors": CLI_ERRORS,
-             "silently_wrong": SILENTLY_WRONG}
+             "silently_wrong": SILENTLY_WRONG, "colmap": COLMAP}
 
 
 # ----------------------------------------------------------------------------

@@ -34,6 +34,14 @@ def define_scene_flags():
                     "imgs2poses.py), 'displayed' (tools that turn photos "
                     "first), or 'auto' (from the declared image size; refused "
                     "when both fit).")
+  flags.DEFINE_integer("downscale", 1, "Train and render the scene at 1/N of "
+                       "the resolution its source gives (area filter; e.g. 4 "
+                       "for 1600-pixel photos from regnerf-process-data).",
+                       lower_bound=1)
+  flags.DEFINE_enum("layout", "auto", ["auto", "forward", "object"],
+                    "For a --scene_dir holding a COLMAP capture: 'forward' "
+                    "(forward-facing, LLFF-style NDC rays), 'object' (object-"
+                    "centric), or 'auto' (chosen from the cameras).")
 
 
 SCENE_FILE = "scene.json"  # in a run folder: where its scene came from
@@ -42,6 +50,13 @@ SCENE_FILE = "scene.json"  # in a run folder: where its scene came from
 def scene_source_from_flags() -> dict | None:
   """What the scene flags name, as recorded in a run folder's scene.json
   (None when no scene flag is given)."""
+  source = _scene_source()
+  if source is not None and FLAGS.downscale != 1:  # recorded only when given
+    source["downscale"] = FLAGS.downscale
+  return source
+
+
+def _scene_source() -> dict | None:
   sources = [bool(FLAGS.scene_dir), bool(FLAGS.tfds), FLAGS.synthetic]
   if sum(sources) > 1:
     raise app.UsageError("Give exactly one of --scene_dir, --tfds (with "
@@ -49,7 +64,8 @@ def scene_source_from_flags() -> dict | None:
   folder_only = [f"--{name}" for name, given in (
       ("allow_view_overlap", FLAGS.allow_view_overlap),
       ("image_order", FLAGS.image_order != "auto"),
-      ("exif", FLAGS.exif != "auto")) if given]
+      ("exif", FLAGS.exif != "auto"),
+      ("layout", FLAGS.layout != "auto")) if given]
   tfds_only = [f"--{name}" for name in ("scene", "data_dir", "manual_dir")
                if FLAGS[name].value]
   if not FLAGS.tfds and tfds_only:
@@ -88,7 +104,7 @@ def scene_source_from_flags() -> dict | None:
               "train_views": views}
     if FLAGS.allow_view_overlap:  # recorded only when given
       source["allow_view_overlap"] = True
-    for name in ("image_order", "exif"):  # recorded only when not "auto"
+    for name in ("image_order", "exif", "layout"):  # recorded if not "auto"
       if FLAGS[name].value != "auto":
         source[name] = FLAGS[name].value
     return source
@@ -104,6 +120,13 @@ def scene_source_from_flags() -> dict | None:
 def load_scene(source: dict, n_views: int):
   """The Scene a source record (see :func:`scene_source_from_flags`) names."""
   from regnerf_tf import scenes  # pylint: disable=import-outside-toplevel
+  scene = _load_scene(source, n_views)
+  factor = int(source.get("downscale", 1))
+  return scenes.downsample(scene, factor) if factor > 1 else scene
+
+
+def _load_scene(source: dict, n_views: int):
+  from regnerf_tf import scenes  # pylint: disable=import-outside-toplevel
   views = source.get("train_views")
   if source["source"] == "synthetic":
     return (scenes.synthetic_scene(train_views=views) if views
@@ -117,7 +140,8 @@ def load_scene(source: dict, n_views: int):
         source["scene_dir"], n_views, train_views=views,
         allow_overlap=bool(source.get("allow_view_overlap", False)),
         image_order=source.get("image_order", "auto"),
-        exif=source.get("exif", "auto"))
+        exif=source.get("exif", "auto"),
+        layout=source.get("layout", "auto"))
   return scenes.from_tfds(source["tfds"], source["scene"], source["data_dir"],
                           source["manual_dir"])
 
@@ -186,7 +210,9 @@ def describe_source(source: dict) -> str:
     text += " --train_views=" + ",".join(map(str, source["train_views"]))
   if source.get("allow_view_overlap"):
     text += " --allow_view_overlap"
-  for name in ("image_order", "exif"):
+  if source.get("downscale", 1) != 1:
+    text += f" --downscale={source['downscale']}"
+  for name in ("image_order", "exif", "layout"):
     if name in source:
       text += f" --{name}={source[name]}"
   return text
@@ -196,6 +222,7 @@ _SOURCE_FLAGS = {"scene_dir": "--scene_dir", "tfds": "--tfds",
                  "scene": "--scene", "train_views": "--train_views",
                  "allow_view_overlap": "--allow_view_overlap",
                  "image_order": "--image_order", "exif": "--exif",
+                 "layout": "--layout", "downscale": "--downscale",
                  "data_dir": "--data_dir", "manual_dir": "--manual_dir",
                  "source": "the kind of scene"}
 
