@@ -12,6 +12,9 @@ Supported layouts (reference §1, pitfalls P12, P14, P20):
   (``world_mat_i``) with ``image/`` or ``images/`` (or downscaled copies such as
   ``images_4/``) and optional ``mask/`` (or ``mask_4/``).
 * **Blender**: ``transforms_{train,val,test}.json``.
+* **instant-ngp / nerfstudio**: ``transforms.json`` (global or per-frame
+  intrinsics, k1 k2 p1 p2 distortion, OpenGL camera-to-world) with a sparse
+  point cloud (``ply_file_path``, e.g. ``sparse_pc.ply``) for the bounds.
 * **COLMAP**: ``sparse/0/`` (or ``sparse/``) with ``cameras``, ``images`` and
   ``points3D`` (``.bin`` or ``.txt``) next to ``images/`` (and downscaled
   ``images_<k>/``), as ``regnerf-process-data`` writes it. Forward-facing
@@ -89,7 +92,8 @@ DTU_CAMERA_FILES = ("cameras.npz", "cameras_sphere.npz")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 PNG_SIGNATURE = orientation.PNG_SIGNATURE
 
-FORMATS = ("llff", "dtu", "dtu_idr", "blender", "colmap")
+FORMATS = ("llff", "dtu", "dtu_idr", "blender", "colmap", "transforms")
+CAPTURE_FORMATS = ("colmap", "transforms")  # layouts chosen from the cameras
 LISTED_FORMATS = ("llff", "dtu_idr")  # images paired with camera rows by order
 
 
@@ -1345,8 +1349,6 @@ def read_colmap(scene_dir: str, *, factor: int = 1,
         "Recompute the model.")
   for i in set(range(num)) - set(known):  # few points: the scene's range
     bounds[i] = bounds[known, 0].min(), bounds[known, 1].max()
-  if chosen == "object":
-    bounds = bounds * np.array([1 - OBJECT_MARGIN, 1 + OBJECT_MARGIN])
 
   # Turn cameras of tagged photos with their images (before normalising, so
   # that the scene's "up" is the photos' up).
@@ -1359,16 +1361,8 @@ def read_colmap(scene_dir: str, *, factor: int = 1,
   size = _check_one_size(paths, grids, tags)
   size = (size[0] // downsample_by, size[1] // downsample_by)
   ks = _scale_intrinsics(ks, 1.0 / downsample_by)
-  poses = c2w @ np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV → OpenGL
-  if chosen == "forward":
-    poses, bounds, world_transform = _llff_frame(poses, bounds)
-    record_kind = "llff"
-  else:
-    poses, recentre = camera.recenter_poses(poses)
-    poses, scale = camera.rescale_poses(poses)
-    bounds = bounds * scale
-    world_transform = np.diag([scale, scale, scale, 1.0]) @ recentre
-    record_kind = "blender"
+  poses, bounds, world_transform, record_kind = _normalise_capture(
+      c2w, bounds, chosen)
 
   records = []
   name = scene_dir.rsplit("/", 1)[-1]
@@ -1405,6 +1399,285 @@ def read_colmap(scene_dir: str, *, factor: int = 1,
 
 
 # ----------------------------------------------------------------------------
+# instant-ngp / nerfstudio transforms.json.
+# ----------------------------------------------------------------------------
+
+TRANSFORMS_FILE = "transforms.json"
+PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL",
+                  "RADIAL", "PERSPECTIVE")
+
+
+def read_ply_points(path: str) -> np.ndarray:
+  """[N, 3] vertex positions of a PLY file (ASCII or binary little-endian).
+
+  Raises ``InputError`` naming the file if it is not such a PLY.
+  """
+  data = _read_bytes(path)
+  end = data.find(b"end_header")
+  if not data.startswith(b"ply") or end < 0:
+    raise errors.InputError(f"{path} is not a PLY file (no 'ply' … "
+                            "'end_header' header); expected the sparse point "
+                            "cloud the capture tool wrote.")
+  header = data[:end].decode("ascii", "replace").splitlines()
+  body = data[data.index(b"\n", end) + 1:]
+  fmt = next((line.split()[1] for line in header if line.startswith("format")),
+             "")
+  types = {"char": "i1", "uchar": "u1", "short": "<i2", "ushort": "<u2",
+           "int": "<i4", "uint": "<u4", "float": "<f4", "double": "<f8",
+           "int8": "i1", "uint8": "u1", "int16": "<i2", "uint16": "<u2",
+           "int32": "<i4", "uint32": "<u4", "float32": "<f4", "float64": "<f8"}
+  count, fields, element = 0, [], None
+  for line in header:
+    words = line.split()
+    if words[:1] == ["element"]:
+      element = words[1]
+      if element == "vertex":
+        count = int(words[2])
+    elif words[:1] == ["property"] and element == "vertex":
+      if words[1] == "list" or words[1] not in types:
+        raise errors.InputError(f"{path}: vertex property {line!r} is not "
+                                "supported; expected scalar properties.")
+      fields.append((words[2], types[words[1]]))
+    elif words[:1] == ["element"] and element != "vertex" and count:
+      break
+  names = [n for n, _ in fields]
+  if not {"x", "y", "z"} <= set(names):
+    raise errors.InputError(f"{path}: the vertices have no x, y, z "
+                            f"(properties {names}).")
+  try:
+    if fmt == "ascii":
+      rows = np.array([line.split()[:len(fields)] for line in
+                       body.decode("ascii").splitlines()[:count]], np.float64)
+      table = {n: rows[:, i] for i, n in enumerate(names)}
+    elif fmt == "binary_little_endian":
+      array = np.frombuffer(body, np.dtype(fields), count=count)
+      table = {n: array[n].astype(np.float64) for n in names}
+    else:
+      raise ValueError(f"format {fmt!r} (expected ascii or "
+                       "binary_little_endian)")
+  except (ValueError, IndexError) as e:
+    raise errors.InputError(f"{path} could not be read as a PLY point cloud "
+                            f"({e}).") from None
+  points = np.stack([table["x"], table["y"], table["z"]], axis=-1)
+  return points[np.all(np.isfinite(points), axis=1)]
+
+
+def _frame_camera(meta: dict, frame: dict, json_file: str, index: int,
+                  size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray,
+                                                  tuple[int, int]]:
+  """(K [3, 3], (k1, k2, p1, p2), (H, W) the intrinsics are for) of a frame;
+  per-frame keys override the file's global ones."""
+  def get(key, default=None):
+    value = frame.get(key, meta.get(key, default))
+    if value is None:
+      return None
+    return float(_real_array(value, f"{key} of frames[{index}] in {json_file}",
+                             [()]))
+  model = str(frame.get("camera_model", meta.get("camera_model", "OPENCV")))
+  if model.upper() not in PINHOLE_MODELS:
+    raise errors.InputError(
+        f"{json_file} uses camera_model {model!r}; supported: perspective "
+        "cameras (OPENCV with k1, k2, p1, p2). Fisheye and equirectangular "
+        "captures are not read: process the photos again with a perspective "
+        "camera model (regnerf-process-data --camera_model=OPENCV).")
+  for key in ("k3", "k4"):
+    if get(key, 0.0):
+      raise errors.InputError(
+          f"{key} of frames[{index}] in {json_file} is {get(key)}; only k1, "
+          "k2, p1 and p2 are undistorted here. Process the photos with the "
+          "OPENCV camera model (regnerf-process-data).")
+  w, h = get("w"), get("h")
+  height, width = (int(h), int(w)) if w and h else size
+  fx = get("fl_x")
+  if fx is None and get("camera_angle_x") is not None:
+    fx = 0.5 * width / math.tan(0.5 * get("camera_angle_x"))
+  fy = get("fl_y")
+  if fy is None and get("camera_angle_y") is not None:
+    fy = 0.5 * height / math.tan(0.5 * get("camera_angle_y"))
+  if fx is None:
+    raise errors.InputError(
+        f"frames[{index}] in {json_file} has no focal length: expected fl_x "
+        "(and fl_y) or camera_angle_x, in the file or in the frame.")
+  fy = fx if fy is None else fy
+  k = camera.intrinsic_matrix(fx, fy, get("cx", width / 2.0),
+                              get("cy", height / 2.0))
+  coefficients = np.array([get(key, 0.0) for key in ("k1", "k2", "p1", "p2")])
+  return k, coefficients, (height, width)
+
+
+def _frame_path(scene_dir: str, frame: dict, factor: int, json_file: str,
+                index: int) -> tuple[str, int]:
+  """(image file, factor still to downsample by): with ``factor`` > 1, the
+  copy in images_<factor>/ when the tool wrote one (nerfstudio does)."""
+  rel = frame.get("file_path")
+  if not isinstance(rel, str) or not rel:
+    raise errors.InputError(f"frames[{index}] in {json_file} has no file_path "
+                            f"(found {rel!r:.60}).")
+  rel = rel[2:] if rel.startswith("./") else rel
+  path = rel if rel.startswith("/") else _join(scene_dir, rel)
+  if factor > 1:
+    folder, _, name = rel.rpartition("/")
+    top, _, rest = folder.partition("/")
+    scaled = "/".join(p for p in (f"{top}_{factor}", rest, name) if p)
+    if top and _exists(_join(scene_dir, scaled)):
+      return _join(scene_dir, scaled), 1
+  if not _exists(path):
+    raise errors.MissingFileError(
+        f"frames[{index}].file_path in {json_file} names {path}, which does "
+        "not exist. Check that the capture folder is complete, or fix the "
+        "path in the json file.")
+  return path, factor
+
+
+def read_transforms(scene_dir: str, *, factor: int = 1,
+                    views: Sequence[int] | None = None, kind: str = "auto",
+                    resize: str = "area", exif: str = "auto") -> list[Record]:
+  """Reads an instant-ngp or nerfstudio capture (``transforms.json``).
+
+  Frames are sorted by file path (as text). Intrinsics come from ``fl_x``,
+  ``fl_y``, ``cx``, ``cy``, ``w``, ``h`` (or ``camera_angle_x``), global or
+  per frame; k1, k2, p1, p2 are undistorted. ``transform_matrix`` is an
+  OpenGL camera-to-world. Each view's near/far are the 0.1 and 99.9
+  percentiles of the depths of the sparse points (``ply_file_path``, e.g.
+  nerfstudio's ``sparse_pc.ply``) that project into it; a capture without
+  points is refused, since nothing else says how deep the scene is.
+
+  Args: as :func:`read_colmap`.
+  """
+  scene_dir = str(scene_dir).rstrip("/")
+  json_file = _join(scene_dir, TRANSFORMS_FILE)
+  if kind not in COLMAP_KINDS:
+    raise errors.InputError(f"kind must be one of {list(COLMAP_KINDS)}; "
+                            f"received {kind!r}.")
+  try:
+    meta = json.loads(_read_bytes(json_file).decode("utf-8"))
+  except ValueError as e:
+    raise errors.InputError(f"{json_file} is not UTF-8 JSON ({e}).") from None
+  frames = meta.get("frames") if isinstance(meta, dict) else None
+  if not isinstance(frames, list) or not frames or not all(
+      isinstance(f, dict) for f in frames):
+    raise errors.InputError(f"{json_file} has no frames; expected an object "
+                            "with a non-empty list 'frames' of objects with "
+                            "file_path and transform_matrix.")
+  frames = sorted(frames, key=lambda f: str(f.get("file_path")))
+  ply = meta.get("ply_file_path")
+  ply = _join(scene_dir, ply) if isinstance(ply, str) else None
+  if ply is None and _exists(_join(scene_dir, "sparse_pc.ply")):
+    ply = _join(scene_dir, "sparse_pc.ply")
+  if ply is None or not _exists(ply):
+    raise errors.MissingFileError(
+        f"{json_file} names no sparse point cloud (ply_file_path; found "
+        f"{ply!r}), so this reader cannot tell how near and far the scene "
+        "is from each camera. Process the photos with regnerf-process-data "
+        "(a COLMAP capture), or with nerfstudio's ns-process-data, which "
+        "writes sparse_pc.ply.")
+  points = read_ply_points(ply)
+  num = len(frames)
+  paths, downs, ks, coefficients, c2w, files = [], [], [], [], [], []
+  for i, frame in enumerate(frames):
+    path, down = _frame_path(scene_dir, frame, factor, json_file, i)
+    tag, stored_hw = _probe(path)
+    if tag != 1:
+      raise errors.InputError(
+          f"{orientation.describe(path, tag)}; instant-ngp and nerfstudio "
+          "captures are expected upright. Process the photos again (the "
+          "tools write upright copies).")
+    if stored_hw is None:
+      stored_hw = read_stored(path)[0].shape[:2]
+    k, dist, (h, w) = _frame_camera(meta, frame, json_file, i, stored_hw)
+    file_scale = stored_hw[1] / w
+    if abs(stored_hw[0] / h - file_scale) > 0.01 * file_scale:
+      raise errors.InputError(
+          f"{path} is {stored_hw[1]}×{stored_hw[0]} pixels, not a scaled copy "
+          f"of the {w}×{h} of frames[{i}] in {json_file}.")
+    ks.append(_scale_intrinsics(k, file_scale))
+    files.append(tuple(stored_hw))
+    coefficients.append(dist)
+    paths.append(path)
+    downs.append(down)
+    c2w.append(_real_array(frame.get("transform_matrix"),
+                           f"frames[{i}].transform_matrix in {json_file}",
+                           ((4, 4), (3, 4)))[:3])
+  c2w = np.stack(c2w)
+  _check_rotations(c2w[:, :, :3],
+                   lambda i: f"frames[{i}].transform_matrix in {json_file}")
+  c2w_cv = c2w @ np.diag([1.0, -1.0, -1.0, 1.0])
+  bounds = np.zeros((num, 2))
+  known = []
+  for i in range(num):
+    rotation, centre = c2w_cv[i, :, :3], c2w_cv[i, :, 3]
+    local = (points - centre) @ rotation  # camera coordinates (OpenCV)
+    front = local[local[:, 2] > 0]
+    pix = front @ ks[i].T
+    u, v = pix[:, 0] / pix[:, 2], pix[:, 1] / pix[:, 2]
+    h, w = files[i]
+    depth = front[(u >= 0) & (u <= w) & (v >= 0) & (v <= h), 2]
+    if depth.size >= MIN_POINTS_PER_VIEW:
+      bounds[i] = np.percentile(depth, DEPTH_PERCENTILES)
+      if bounds[i, 1] > bounds[i, 0] * (1 + 1e-6):
+        known.append(i)
+  if not known:
+    raise errors.InputError(
+        f"No frame of {json_file} sees {MIN_POINTS_PER_VIEW} or more points "
+        f"of {ply} in front of it, so near/far cannot be estimated; the point "
+        "cloud does not belong to these cameras (another coordinate frame?).")
+  for i in set(range(num)) - set(known):
+    bounds[i] = bounds[known, 0].min(), bounds[known, 1].max()
+  chosen = camera_layout(c2w_cv)[0] if kind == "auto" else kind
+  return _capture_records(scene_dir, paths, downs, files, ks, coefficients,
+                          c2w_cv, bounds, chosen, views, resize)
+
+
+def _normalise_capture(c2w_cv: np.ndarray, bounds: np.ndarray, chosen: str
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+  """(OpenGL poses, bounds, world_transform, record kind) of a capture's
+  OpenCV cameras: LLFF's frame for "forward", else recentred and scaled into
+  [-1, 1]³ with bounds widened by OBJECT_MARGIN."""
+  poses = c2w_cv @ np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV → OpenGL
+  if chosen == "forward":
+    poses, bounds, world_transform = _llff_frame(poses, bounds)
+    return poses, bounds, world_transform, "llff"
+  bounds = bounds * np.array([1 - OBJECT_MARGIN, 1 + OBJECT_MARGIN])
+  poses, recentre = camera.recenter_poses(poses)
+  poses, scale = camera.rescale_poses(poses)
+  return (poses, bounds * scale,
+          np.diag([scale, scale, scale, 1.0]) @ recentre, "blender")
+
+
+def _capture_records(scene_dir: str, paths: Sequence[str],
+                     downs: Sequence[int], files: Sequence[tuple[int, int]],
+                     ks: Sequence[np.ndarray], coefficients, c2w_cv, bounds,
+                     chosen: str, views, resize: str) -> list[Record]:
+  """Records of upright photos with (distorted) cameras of their files."""
+  num = len(paths)
+  sizes = [(h // d, w // d) for (h, w), d in zip(files, downs)]
+  size = _check_one_size(paths, sizes, [1] * num)
+  ks = np.stack([_scale_intrinsics(k, 1.0 / d) for k, d in zip(ks, downs)])
+  poses, bounds, world_transform, record_kind = _normalise_capture(
+      c2w_cv, bounds, chosen)
+  records = []
+  name = scene_dir.rsplit("/", 1)[-1]
+  for i in _views_to_read(views, num):
+    pixels = read_stored(paths[i])[0]
+    if pixels.shape[-1] < 3:
+      raise errors.InputError(f"{paths[i]} has {pixels.shape[-1]} channel(s); "
+                              "expected RGB.")
+    pixels = np.asarray(pixels[..., :3], np.float64)
+    if np.any(coefficients[i]):
+      k_file = _scale_intrinsics(ks[i], downs[i])
+      pixels = colmap.undistort(pixels, k_file, coefficients[i])
+    image = image_ops.to_uint8(image_ops.downsample(pixels, downs[i], resize))
+    _check_same_size(paths[i], image, size)
+    records.append(_record(
+        image=image, has_mask=False, camtoworld=poses[i], intrinsics=ks[i],
+        near=bounds[i, 0], far=bounds[i, 1], scene=name, view_index=i,
+        file_name=paths[i].rsplit("/", 1)[-1], kind=record_kind,
+        scene_camtoworlds=poses, scene_intrinsics=ks, scene_bounds=bounds,
+        world_transform=world_transform))
+  return records
+
+
+# ----------------------------------------------------------------------------
 # Format detection.
 # ----------------------------------------------------------------------------
 
@@ -1430,6 +1703,8 @@ def detect_format(path: str) -> str:
   if any(_exists(_join(path, f"transforms_{s}.json"))
          for s in ("train", "val", "test")):
     return "blender"
+  if _exists(_join(path, TRANSFORMS_FILE)):
+    return "transforms"
   if colmap.find_model(path) is not None:
     return "colmap"
   entries = sorted(_listdir(path), key=_natural_key)
@@ -1441,8 +1716,9 @@ def detect_format(path: str) -> str:
       f"{DTU_IMAGE_PATTERN.format(1)} (DTU, official Rectified/<scan> folder "
       "with Calibration/cal18 two levels up); transforms_train.json, "
       "transforms_val.json or transforms_test.json (Blender); "
-      "sparse/0/cameras.bin or .txt (a COLMAP model: make one from photos "
-      "with regnerf-process-data). See "
+      "transforms.json (instant-ngp, nerfstudio); sparse/0/cameras.bin or "
+      ".txt (a COLMAP model: make one from photos with "
+      "regnerf-process-data). See "
       "datasets/README.md for the layouts.")
 
 
@@ -1458,7 +1734,8 @@ def from_directory(path: str, **kwargs: Any) -> list[Record]:
     One record per view, sorted by view index.
   """
   readers = {"llff": read_llff, "dtu": read_dtu, "dtu_idr": read_dtu_idr,
-             "blender": read_blender, "colmap": read_colmap}
+             "blender": read_blender, "colmap": read_colmap,
+             "transforms": read_transforms}
   return readers[detect_format(path)](str(path), **kwargs)
 
 

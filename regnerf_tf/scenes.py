@@ -118,9 +118,10 @@ def from_folder(path: str, n_views: int = 3,
           "image. Leave image_order at 'auto'.")
     options["image_order"] = image_order
   if layout != "auto":
-    if fmt != "colmap":
+    if fmt not in readers.CAPTURE_FORMATS:
       raise errors.InputError(
-          f"layout={layout!r} (--layout) applies to COLMAP captures, whose "
+          f"layout={layout!r} (--layout) applies to captures (COLMAP, "
+          "instant-ngp/nerfstudio transforms.json), whose "
           f"kind is chosen from the cameras; {path} is a {fmt} scene, whose "
           "format fixes it. Leave layout at 'auto'.")
     options["kind"] = layout
@@ -141,14 +142,14 @@ def from_folder(path: str, n_views: int = 3,
   if train_views is None:
     if kind == "dtu":
       train_views = splits.dtu_train_views(n_views)
-    elif kind == "llff" or fmt == "colmap":
+    elif kind == "llff" or fmt in readers.CAPTURE_FORMATS:
       train_views = splits.llff_train_views(len(records), n_views)
     else:
       train_views = list(range(n_views))
   if test_views is None:
     if kind == "dtu":
       test_views = [i for i in splits.dtu_test_views() if i < len(records)]
-    elif kind == "llff" or fmt == "colmap":
+    elif kind == "llff" or fmt in readers.CAPTURE_FORMATS:
       test_views = splits.llff_test_views(len(records))
     else:
       test_views = [i for i in range(len(records)) if i not in train_views]

@@ -1178,6 +1178,37 @@ def colmap_images_cut_short(kit: Kit) -> Command:
   return train(kit, scene=scene)
 
 
+def nerfstudio_capture(kit: Kit, **change) -> Command:
+  """The small fern copy as a nerfstudio capture, with ``change`` applied to
+  its transforms.json (a key set to None is removed)."""
+  scene = kit.root / "fern_ns"
+  shutil.copytree(kit.scene("fern") / "images_8", scene / "images")
+  data = np.load(kit.scene("fern") / "poses_bounds.npy")
+  raw = data[:, :15].reshape(-1, 3, 5)
+  frames, points = [], []
+  for i, name in enumerate(sorted(os.listdir(scene / "images"))):
+    c2w = np.stack([raw[i, :, 1], -raw[i, :, 0], raw[i, :, 2], raw[i, :, 3]], 1)
+    frames.append({"file_path": f"images/{name}",
+                   "transform_matrix": c2w.tolist()})
+    points += [c2w[:, 3] - d * c2w[:, 2] for d in np.linspace(*data[i, 15:], 9)]
+  focal = raw[0, 2, 4] * 84 / raw[0, 1, 4]
+  meta = {"fl_x": focal, "fl_y": focal, "w": 84, "h": 63, "frames": frames,
+          "ply_file_path": "sparse_pc.ply"}
+  for key, value in change.items():
+    if value is None:
+      meta.pop(key, None)
+    else:
+      meta[key] = value
+  (scene / "transforms.json").write_text(json.dumps(meta))
+  (scene / "sparse_pc.ply").write_text(
+      "ply\nformat ascii 1.0\nelement vertex {}\nproperty float x\n"
+      "property float y\nproperty float z\nend_header\n".format(len(points))
+      + "".join(f"{x} {y} {z}\n" for x, y, z in points))
+  if "ply_file_path" in change:
+    (scene / "sparse_pc.ply").unlink()
+  return train(kit, scene=scene)
+
+
 def downscaled_scene(kit: Kit):
   """--downscale=2 in a notebook: the scene at half its resolution."""
   scene = kit.scene("fern")
@@ -1199,9 +1230,20 @@ COLMAP = [
          ("copy them back",)),
     Case("colmap_images_file_cut_short", colmap_images_cut_short, 2,
          ("Re-export the model",)),
+    Case("nerfstudio_capture_without_points", lambda kit: named(
+        kit, ("transforms.json", "ply_file_path"),
+        nerfstudio_capture(kit, ply_file_path=None)), 2,
+         ("ns-process-data", "regnerf-process-data")),
+    Case("nerfstudio_fisheye_capture", lambda kit: named(
+        kit, ("transforms.json", "OPENCV_FISHEYE"),
+        nerfstudio_capture(kit, camera_model="OPENCV_FISHEYE")), 2,
+         ("perspective",)),
+    Case("nerfstudio_capture_with_k3", lambda kit: named(
+        kit, ("k3 of frames[0]",), nerfstudio_capture(kit, k3=0.02)), 2,
+         ("OPENCV camera model",)),
     Case("layout_for_an_llff_scene", lambda kit: named(
         kit, ("--layout",), train(kit, "--layout=object")), 2,
-         ("applies to COLMAP captures",)),
+         ("applies to captures",)),
     Case("downscale_zero", lambda kit: named(
         kit, ("--downscale=0",), train(kit, "--downscale=0")), 2, ()),
     Case("downscale_in_a_notebook", downscaled_scene, ACCEPTED,

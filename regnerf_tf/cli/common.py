@@ -39,7 +39,8 @@ def define_scene_flags():
                        "for 1600-pixel photos from regnerf-process-data).",
                        lower_bound=1)
   flags.DEFINE_enum("layout", "auto", ["auto", "forward", "object"],
-                    "For a --scene_dir holding a COLMAP capture: 'forward' "
+                    "For a --scene_dir holding a capture (COLMAP model, or "
+                    "instant-ngp/nerfstudio transforms.json): 'forward' "
                     "(forward-facing, LLFF-style NDC rays), 'object' (object-"
                     "centric), or 'auto' (chosen from the cameras).")
 
