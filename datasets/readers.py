@@ -1389,12 +1389,8 @@ def read_colmap(scene_dir: str, *, factor: int = 1,
                                   downsample_by, resize)
     image = image_ops.to_uint8(pixels)
     _check_same_size(paths[i], image, size)
-    records.append(_record(
-        image=image, has_mask=False, camtoworld=poses[i], intrinsics=ks[i],
-        near=bounds[i, 0], far=bounds[i, 1], scene=name, view_index=i,
-        file_name=paths[i].rsplit("/", 1)[-1], kind=record_kind,
-        scene_camtoworlds=poses, scene_intrinsics=ks, scene_bounds=bounds,
-        world_transform=world_transform))
+    records.append(_capture_record(image, i, paths, poses, ks, bounds, name,
+                                   record_kind, world_transform))
   return records
 
 
@@ -1628,6 +1624,19 @@ def read_transforms(scene_dir: str, *, factor: int = 1,
                           c2w_cv, bounds, chosen, views, resize)
 
 
+def _capture_record(image: np.ndarray, i: int, paths: Sequence[str],
+                    poses: np.ndarray, ks: np.ndarray, bounds: np.ndarray,
+                    name: str, kind: str, world_transform: np.ndarray
+                    ) -> Record:
+  """The record of view ``i`` of a capture (COLMAP, transforms.json)."""
+  return _record(
+      image=image, has_mask=False, camtoworld=poses[i], intrinsics=ks[i],
+      near=bounds[i, 0], far=bounds[i, 1], scene=name, view_index=i,
+      file_name=paths[i].rsplit("/", 1)[-1], kind=kind,
+      scene_camtoworlds=poses, scene_intrinsics=ks, scene_bounds=bounds,
+      world_transform=world_transform)
+
+
 def _normalise_capture(c2w_cv: np.ndarray, bounds: np.ndarray, chosen: str
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
   """(OpenGL poses, bounds, world_transform, record kind) of a capture's
@@ -1668,12 +1677,8 @@ def _capture_records(scene_dir: str, paths: Sequence[str],
       pixels = colmap.undistort(pixels, k_file, coefficients[i])
     image = image_ops.to_uint8(image_ops.downsample(pixels, downs[i], resize))
     _check_same_size(paths[i], image, size)
-    records.append(_record(
-        image=image, has_mask=False, camtoworld=poses[i], intrinsics=ks[i],
-        near=bounds[i, 0], far=bounds[i, 1], scene=name, view_index=i,
-        file_name=paths[i].rsplit("/", 1)[-1], kind=record_kind,
-        scene_camtoworlds=poses, scene_intrinsics=ks, scene_bounds=bounds,
-        world_transform=world_transform))
+    records.append(_capture_record(image, i, paths, poses, ks, bounds, name,
+                                   record_kind, world_transform))
   return records
 
 
