@@ -94,3 +94,21 @@ def test_an_output_that_holds_files_is_refused(tmp_path):
   with pytest.raises(errors.InputError, match="not an empty folder"):
     process_data.process_photos(str(FERN / "images_8"), str(out), log=None)
   assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_frames_are_taken_evenly_from_a_video(tmp_path):
+  """A phone video: --frames evenly spaced frames, upright, at its size."""
+  import imageio.v3 as iio  # pylint: disable=import-outside-toplevel
+  names = sorted(os.listdir(FERN / "images_8"))
+  frames = np.stack([iio.imread(FERN / "images_8" / n)[:368, :496, :3]
+                     for n in names])
+  video = tmp_path / "walk.mp4"
+  iio.imwrite(video, frames, fps=10, codec="libx264")
+  photos = process_data.collect_photos(str(video), 5)
+  assert [name for name, _ in photos] == [
+      f"frame_{i:05d}.png" for i in (0, 5, 10, 14, 19)]
+  assert {image.shape for _, image in photos} == {(368, 496, 3)}
+  for (_, image), i in zip(photos, (0, 5, 10, 14, 19)):
+    # Lossy video: close to the photo it was made from, far from the others.
+    assert np.abs(image.astype(float) - frames[i]).mean() < 8
+    assert np.abs(image.astype(float) - frames[(i + 7) % 20]).mean() > 10
