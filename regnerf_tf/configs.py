@@ -8,11 +8,12 @@ validated when the object is built; an invalid value raises
 ``errors.ConfigError`` (a ``ValueError``) naming the field and the value
 received.
 
-Presets are data (:data:`PRESETS`): the official release's ``dtu3/6/9`` and
-``llff3/6/9`` configurations, their mip-NeRF baselines (``*_mipnerf``),
-FreeNeRF (``dtu3_freenerf``, ``llff3_freenerf``), RegNeRF + FreeNeRF
-(``dtu3_combined``, ``llff3_combined``), and small CPU presets (``*_small*``).
-Override any field with a dotted name::
+Presets are a literal table in :mod:`regnerf_tf.presets` (one entry per
+preset): the official release's ``dtu3/6/9`` and ``llff3/6/9``
+configurations, their mip-NeRF baselines (``*_mipnerf``), FreeNeRF
+(``*_freenerf``), RegNeRF + FreeNeRF (``*_combined``), small CPU presets
+(``*_small*``), the benchmark's CPU protocol (``*_cpu*``) and the demo.
+:func:`get_preset` validates one; override any field with a dotted name::
 
     config = get_preset("dtu3", **{"train.batch_size": 1024,
                                    "model.num_samples": 64})
@@ -32,6 +33,7 @@ import typing
 from typing import Any
 
 from regnerf_tf import errors
+from regnerf_tf.presets import PRESETS
 
 DATASETS = ("dtu", "llff", "blender", "custom")
 RAY_SHAPES = ("cone", "cylinder")
@@ -566,190 +568,8 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 # ----------------------------------------------------------------------------
-# Presets (data).
+# Presets: the table lives in regnerf_tf/presets.py.
 # ----------------------------------------------------------------------------
-
-def _max_steps(n_views: int, height: int, width: int, batch: int = 4096) -> int:
-  """500 epochs of the training pixels at ``batch`` rays per step (P17)."""
-  return round(500 * n_views * height * width / batch)
-
-
-_DTU_DATA = {"dataset": "dtu"}
-_LLFF_DATA = {"dataset": "llff"}
-_LLFF_MODEL = {"ray_shape": "cylinder"}
-
-PRESETS: dict[str, dict[str, Any]] = {}
-
-for _n in (3, 6, 9):
-  PRESETS[f"dtu{_n}"] = {
-      "data": {**_DTU_DATA, "n_views": _n},
-      "model": {"ray_shape": "cone"},
-      "reg": {"depth_tv_acc_weighting": 1.0,
-              "anneal_steps": 256 if _n < 9 else 0,
-              "anneal_start_fraction": 0.5, "anneal_mid_fraction": 0.5},
-      "train": {"max_steps": _max_steps(_n, 300, 400)},
-  }
-  PRESETS[f"llff{_n}"] = {
-      "data": {**_LLFF_DATA, "n_views": _n},
-      "model": dict(_LLFF_MODEL),
-      # Corrected default: smoothness on (weight by acc as for DTU). The
-      # release's zero weight is reproduced by release_compat=True.
-      "reg": {"depth_tv_acc_weighting": 1.0,
-              "anneal_steps": 512 if _n < 9 else 0,
-              "anneal_start_fraction": 1e-4, "anneal_mid_fraction": 1.0},
-      "train": {"max_steps": _max_steps(_n, 378, 504)},
-  }
-
-# mip-NeRF baselines (the release's *_bl.gin): no patches, no annealing, the
-# mip-NeRF learning rate without warm-up, no gradient clipping.
-_BASELINE = {
-    "reg": {"depth_tv_weight_start": 0.0, "depth_tv_weight_end": 0.0,
-            "appearance_weight": 0.0, "anneal_steps": 0},
-    "train": {"patch_batch_size": 0, "lr_init": 5e-4, "lr_final": 5e-5,
-              "lr_delay_steps": 0, "lr_delay_mult": 1.0,
-              "grad_clip_value": 0.0, "grad_clip_norm": 0.0,
-              "max_steps": 250000},
-}
-for _base in [k for k in PRESETS]:
-  PRESETS[f"{_base}_mipnerf"] = {
-      "data": dict(PRESETS[_base]["data"]),
-      "model": dict(PRESETS[_base]["model"]),
-      "reg": {**PRESETS[_base]["reg"], **_BASELINE["reg"]},
-      "train": dict(_BASELINE["train"]),
-  }
-
-# Small presets for CPUs: a narrower, shallower MLP, fewer samples and rays.
-# The same regularisers and schedules, compressed to the shorter run, except
-# the depth-smoothness weight: a constant 0.1 (the release's weight after its
-# warm phase). Measured on LLFF fern (3 views, 1000 steps): held-out PSNR
-# 17.35 dB with the constant weight, 16.31 dB with 400 → 0.1 over the first
-# 100 steps; the synthetic demo scene shows the same (see the demo presets).
-_SMALL_MODEL = {"net_depth": 4, "net_width": 64, "skip_layer": 2,
-                "net_width_viewdirs": 32, "num_samples": 32,
-                "max_deg_point": 12}
-_SMALL_TRAIN = {"max_steps": 2000, "batch_size": 512, "patch_batch_size": 256,
-                "lr_delay_steps": 100, "checkpoint_every": 500, "log_every": 50,
-                "render_chunk": 2048}
-for _ds in ("dtu", "llff"):
-  _full = PRESETS[f"{_ds}3"]
-  PRESETS[f"{_ds}3_small"] = {
-      "data": dict(_full["data"]),
-      "model": {**_full["model"], **_SMALL_MODEL},
-      "reg": {**_full["reg"], "depth_tv_weight_start": 0.1,
-              "depth_tv_weight_end": 0.1, "depth_tv_decay_steps": 0,
-              "anneal_steps": _full["reg"]["anneal_steps"] // 4},
-      "train": dict(_SMALL_TRAIN),
-  }
-  PRESETS[f"{_ds}3_small_mipnerf"] = {
-      "data": dict(_full["data"]),
-      "model": {**_full["model"], **_SMALL_MODEL},
-      "reg": {**_full["reg"], **_BASELINE["reg"]},
-      "train": {**_SMALL_TRAIN, **_BASELINE["train"],
-                "max_steps": _SMALL_TRAIN["max_steps"]},
-  }
-
-
-# The CPU protocol of the quality benchmark (benchmarks/quality.py): a model
-# with the capacity to fit its three input views (6×128, the full encoding
-# up to degree 16), 32 + 32 samples per ray, and one optimizer schedule for
-# every method (5e-3 → 5e-5; mip-NeRF's own 5e-4 leaves the baseline far from
-# converged in a short run). The 4×64 small model cannot fit three views
-# (about 20 dB on its own input views on fern and scan24), so at that size
-# mip-NeRF never reaches the over-fitting that RegNeRF's regularisers fix.
-_CPU_MODEL = {"net_depth": 6, "net_width": 128, "skip_layer": 3,
-              "net_width_viewdirs": 64, "num_samples": 32,
-              "max_deg_point": 16}
-_CPU_TRAIN = {**_SMALL_TRAIN, "max_steps": 1200, "lr_init": 5e-3,
-              "lr_final": 5e-5, "checkpoint_every": 300}
-for _ds in ("dtu", "llff"):
-  PRESETS[f"{_ds}3_cpu"] = {
-      "data": dict(PRESETS[f"{_ds}3_small"]["data"]),
-      "model": {**PRESETS[f"{_ds}3"]["model"], **_CPU_MODEL},
-      "reg": dict(PRESETS[f"{_ds}3_small"]["reg"]),
-      "train": dict(_CPU_TRAIN),
-  }
-  PRESETS[f"{_ds}3_cpu_mipnerf"] = {
-      "data": dict(PRESETS[f"{_ds}3_small"]["data"]),
-      "model": {**PRESETS[f"{_ds}3"]["model"], **_CPU_MODEL},
-      "reg": dict(PRESETS[f"{_ds}3_small_mipnerf"]["reg"]),
-      "train": {**_CPU_TRAIN, **_BASELINE["train"],
-                "max_steps": _CPU_TRAIN["max_steps"],
-                "lr_init": _CPU_TRAIN["lr_init"],
-                "lr_final": _CPU_TRAIN["lr_final"]},
-  }
-
-
-# FreeNeRF (reference §7.5) as its configs train: RegNeRF's learning-rate and
-# clipping schedule, but no unobserved-view patches and no annealing; the
-# frequency mask over the encodings with the mean appended, and the occlusion
-# term (K = 10 and the black/white-background prior on DTU, K = 20 on LLFF).
-# The combined presets keep RegNeRF's patch smoothness, annealing and
-# appearance prior (weight 1e-4) and add FreeNeRF's two terms. Every term stays
-# switchable by override (reg.freq_reg, reg.occlusion_weight, ...).
-_FREENERF_REG = {
-    "dtu": {"freq_reg": True, "occlusion_weight": 0.01, "occlusion_range": 10,
-            "occlusion_wb_prior": True},
-    "llff": {"freq_reg": True, "occlusion_weight": 0.01,
-             "occlusion_range": 20, "occlusion_wb_prior": False},
-}
-# The small presets sample 32 points per ray instead of 128, so their
-# occlusion ranges cover the same fraction of the ray (K·32/128, rounded up).
-def _scaled_occlusion(reg: dict, num_samples: int) -> dict:
-  scale = num_samples / 128
-  return {**reg,
-          "occlusion_range": math.ceil(reg["occlusion_range"] * scale),
-          "occlusion_wb_range": math.ceil(15 * scale)}
-
-
-for _ds in ("dtu", "llff"):
-  for _base in (f"{_ds}3", f"{_ds}3_small", f"{_ds}3_cpu"):
-    _p = PRESETS[_base]
-    _model = {**_p["model"], "append_mean_to_ipe": True}
-    _free = _scaled_occlusion(_FREENERF_REG[_ds],
-                              _p["model"].get("num_samples", 128))
-    PRESETS[f"{_base}_freenerf"] = {
-        "data": dict(_p["data"]),
-        "model": dict(_model),
-        "reg": {**_p["reg"], **_BASELINE["reg"], **_free},
-        "train": {**_p["train"], "patch_batch_size": 0},
-    }
-    PRESETS[f"{_base}_combined"] = {
-        "data": dict(_p["data"]),
-        "model": dict(_model),
-        "reg": {**_p["reg"], **_free, "appearance_weight": 1e-4},
-        "train": dict(_p["train"]),
-    }
-
-
-# The demo: the synthetic scene (Blender-style cameras, 60×80 images) in a few
-# CPU minutes. Both methods share the model, batch, step budget and learning
-# rate (a higher rate than the paper's, for the short run); RegNeRF adds its
-# patch regularisers, annealing and gradient clipping. The depth-smoothness
-# weight is a constant 0.1 (the release's value after its warm phase): measured
-# on this scene at 600 steps, held-out PSNR was 18.6 dB with it, 16.3 dB
-# without smoothness, 17.0 dB with 1 → 0.01 and 11.0–11.6 dB with the release's
-# 400 → 0.1 (or 10 → 0.1) decay compressed into the first 100 steps, whose
-# strong early smoothing the short run never undoes.
-_DEMO_DATA = {"dataset": "blender", "n_views": 3}
-_DEMO_TRAIN = {**_SMALL_TRAIN, "max_steps": 800, "batching": "all_images",
-               "lr_init": 5e-3, "lr_final": 5e-4, "lr_delay_steps": 50,
-               "lr_delay_mult": 0.1, "checkpoint_every": 200}
-PRESETS["demo_small"] = {
-    "data": dict(_DEMO_DATA),
-    "model": {"ray_shape": "cone", **_SMALL_MODEL},
-    "reg": {"depth_tv_weight_start": 0.1, "depth_tv_weight_end": 0.1,
-            "depth_tv_decay_steps": 0, "anneal_steps": 64,
-            "anneal_start_fraction": 0.5, "anneal_mid_fraction": 0.5},
-    "train": dict(_DEMO_TRAIN),
-}
-PRESETS["demo_small_mipnerf"] = {
-    "data": dict(_DEMO_DATA),
-    "model": {"ray_shape": "cone", **_SMALL_MODEL},
-    "reg": dict(_BASELINE["reg"]),
-    "train": {**_DEMO_TRAIN, "patch_batch_size": 0, "grad_clip_value": 0.0,
-              "grad_clip_norm": 0.0},
-}
-
 
 def preset_names() -> list[str]:
   return sorted(PRESETS)
