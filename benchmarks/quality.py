@@ -56,8 +56,7 @@ from absl import app, flags
 import regnerf_tf  # noqa: F401  (sets the Keras backend before keras loads)
 import keras
 
-from regnerf_tf import atomic, configs, flows, scenes, training
-from regnerf_tf.cli import eval as eval_cli
+from regnerf_tf import atomic, configs, evaluation, flows, scenes, training
 from benchmarks import plots
 
 FLAGS = flags.FLAGS
@@ -222,7 +221,7 @@ class CurveRecorder(keras.callbacks.Callback):
 def curve_psnr(model, records, stride: int = CURVE_STRIDE) -> float:
   """Mean PSNR over ``records`` on every ``stride``-th pixel in each direction
   (a cheap sample of the full-image PSNR, the same for every method)."""
-  return training.evaluate_views(model, records, EVAL_CHUNK,
+  return evaluation.evaluate_views(model, records, EVAL_CHUNK,
                                  stride=stride)["mean_psnr"]
 
 
@@ -253,7 +252,7 @@ def run_method(method: str, scene, root: str, lpips, lpips_status,
       print(f"{method}: finished without LPIPS; evaluating again with it.",
             flush=True)
       model = training.load_run(workdir)
-      report = eval_cli.evaluate_run(model, scene.test,
+      report = evaluation.evaluate_run(model, scene.test,
                                      os.path.join(workdir, "eval"), lpips,
                                      lpips_status, chunk=EVAL_CHUNK)
       if report["step"] != summary["steps"]:
@@ -275,7 +274,7 @@ def run_method(method: str, scene, root: str, lpips, lpips_status,
       callbacks=[CurveRecorder(workdir, curve_records,
                                settings["curve_every"])])
   train_seconds = time.time() - start
-  report = eval_cli.evaluate_run(model, scene.test,
+  report = evaluation.evaluate_run(model, scene.test,
                                  os.path.join(workdir, "eval"), lpips,
                                  lpips_status, chunk=EVAL_CHUNK)
   summary = {"method": method, "label": LABELS[method], "preset": config.name,
@@ -450,7 +449,7 @@ def main(argv):
                               else FLAGS.curve_views),
               "appearance_weight": FLAGS.appearance_weight,
               "overrides": FLAGS.override}
-  lpips, status = eval_cli.load_lpips(FLAGS.lpips_weights, FLAGS.lpips_net)
+  lpips, status = evaluation.load_lpips(FLAGS.lpips_weights, FLAGS.lpips_net)
   first = None
   for n_views in view_counts:
     scene = load_scene(FLAGS.scene_dir, n_views, factor)

@@ -267,48 +267,6 @@ def save_weights_atomic(model: keras.Model, path: str) -> None:
   atomic.write_with(path, model.save_weights)
 
 
-def evaluate_views(model: model_lib.RegNeRF, records: Sequence[dict],
-                   chunk: int | None = None, stride: int = 1,
-                   progress=None, with_ssim: bool = False) -> dict[str, Any]:
-  """Renders each record's view and returns per-view and mean PSNR.
-
-  ``stride`` > 1 renders only every ``stride``-th pixel in each direction (the
-  full-resolution rays of those pixels): a cheap sample of the PSNR.
-  ``progress(i, n, view_index, psnr)`` is called after each view.
-  ``with_ssim`` adds SSIM (data range 1; the view must be at least 7×7).
-
-  Returns:
-    {"psnr": [per view], "mean_psnr": float, "renders": [rgb arrays]}, and
-    "ssim" / "mean_ssim" with ``with_ssim``.
-  """
-  from regnerf_tf import metrics  # pylint: disable=import-outside-toplevel
-  views = data_lib.load_views(records)
-  height, width = views["images"].shape[1:3]
-  psnrs, ssims, renders = [], [], []
-  num = len(views["images"])
-  for i in range(num):
-    rays = data_lib.view_rays(views["camtoworlds"][i], views["intrinsics"][i],
-                              height, width, views["kind"], views["near"][i],
-                              views["far"][i])
-    if stride > 1:
-      rays = {k: v[::stride, ::stride] for k, v in rays.items()}
-    out = model.render_chunked(rays, chunk)
-    target = views["images"][i, ::stride, ::stride].astype(np.float32) / 255.0
-    rgb = np.clip(out["rgb"].numpy(), 0.0, 1.0)
-    mse = float(np.mean((rgb - target) ** 2))
-    psnrs.append(float(losses.mse_to_psnr(mse)))
-    if with_ssim:
-      ssims.append(float(metrics.ssim(rgb, target)))
-    renders.append(rgb)
-    if progress is not None:
-      progress(i + 1, num, int(views["view_indices"][i]), psnrs[-1])
-  result = {"psnr": psnrs, "mean_psnr": float(np.mean(psnrs)),
-            "renders": renders}
-  if with_ssim:
-    result.update(ssim=ssims, mean_ssim=float(np.mean(ssims)))
-  return result
-
-
 def log_heldout(workdir: str, step: int, result: dict[str, Any]) -> None:
   """Held-out PSNR (and SSIM) at ``step`` into ``<workdir>/tensorboard/eval``."""
   writer = tf.summary.create_file_writer(

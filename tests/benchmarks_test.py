@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks import profile, quality, speed
-from regnerf_tf import configs, model as model_lib, scenes, training
+from regnerf_tf import configs, evaluation, model as model_lib, scenes
 
 
 def _llff3_macs(colour: bool) -> int:
@@ -67,7 +67,7 @@ def test_curve_psnr_at_stride_one_is_the_full_image_psnr():
                                             "model.net_width": 16,
                                             "model.skip_layer": 0})
   model = model_lib.build_model(cfg)
-  expected = training.evaluate_views(model, scene.test[:2])["mean_psnr"]
+  expected = evaluation.evaluate_views(model, scene.test[:2])["mean_psnr"]
   assert quality.curve_psnr(model, scene.test[:2], stride=1) == \
       pytest.approx(expected, abs=1e-3)
   coarse = quality.curve_psnr(model, scene.test[:2], stride=4)

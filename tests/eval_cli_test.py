@@ -6,8 +6,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from regnerf_tf import configs, metrics, scenes, training
-from regnerf_tf.cli import eval as eval_cli
+from regnerf_tf import configs, evaluation, metrics, scenes, training
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def test_eval_writes_metrics_and_images(run, tmp_path):
   model = training.load_run(str(workdir))
   lpips = metrics.LPIPS.random("alex", seed=0)
   out = tmp_path / "eval"
-  report = eval_cli.evaluate_run(model, scene.test[:3], str(out), lpips, "ok")
+  report = evaluation.evaluate_run(model, scene.test[:3], str(out), lpips, "ok")
   saved = json.loads((out / "metrics.json").read_text())
   assert saved == json.loads(json.dumps(report))
   assert saved["ssim_data_range"] == 1.0 and saved["step"] == 2
@@ -54,9 +53,9 @@ def test_eval_writes_metrics_and_images(run, tmp_path):
 def test_eval_without_lpips_weights_says_why(run, tmp_path):
   workdir, scene = run
   model = training.load_run(str(workdir))
-  lpips, status = eval_cli.load_lpips(str(tmp_path / "missing.npz"), "vgg")
+  lpips, status = evaluation.load_lpips(str(tmp_path / "missing.npz"), "vgg")
   assert lpips is None and "weights not found" in status
-  report = eval_cli.evaluate_run(model, scene.test[:1], str(tmp_path / "e"),
+  report = evaluation.evaluate_run(model, scene.test[:1], str(tmp_path / "e"),
                                  lpips, status, ssim_data_range=2.0)
   assert report["mean"]["lpips"] is None
   assert "LPIPS unavailable" in report["mean"]["lpips_status"]

@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from regnerf_tf import errors, lpips_weights, metrics
-from regnerf_tf.cli import eval as eval_cli
+from regnerf_tf import errors, evaluation, lpips_weights, metrics
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                       "lpips")
@@ -180,12 +179,12 @@ def test_cache_folder_follows_the_environment(monkeypatch, tmp_path):
 def test_evaluation_finds_cached_weights_without_a_flag(monkeypatch,
                                                         tmp_path):
   monkeypatch.setenv(lpips_weights.CACHE_ENV, str(tmp_path))
-  model, status = eval_cli.load_lpips(None, "alex")
+  model, status = evaluation.load_lpips(None, "alex")
   assert model is None and "regnerf-lpips-weights" in status
   assert str(tmp_path / "lpips_alex.npz") in status
   metrics.save_weights_npz(metrics.LPIPS.random("alex", seed=5),
                            tmp_path / "lpips_alex.npz")
-  model, status = eval_cli.load_lpips(None, "alex")
+  model, status = evaluation.load_lpips(None, "alex")
   assert status == "ok"
   np.testing.assert_array_equal(
       model.get_weights()["lin0/weight"],

@@ -40,7 +40,7 @@ def run_demo(workdir: str, preset: str, steps: int | None,
   """Trains both methods and evaluates them; returns the results dict."""
   import numpy as np  # pylint: disable=import-outside-toplevel
   from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
-  from regnerf_tf import configs, scenes, training  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import configs, evaluation, scenes, training  # pylint: disable=import-outside-toplevel
 
   parsed = dict(configs.parse_override(o) for o in overrides)
   if steps is not None:
@@ -67,13 +67,13 @@ def run_demo(workdir: str, preset: str, steps: int | None,
                                          "train_views": None})
     model = training.train(config, scene.train, run_dir, verbose=verbose)
     seconds = time.time() - start
-    evaluation = training.evaluate_views(model, heldout)
-    renders[label] = evaluation["renders"]
+    scores = evaluation.evaluate_views(model, heldout)
+    renders[label] = scores["renders"]
     results["methods"][label] = {
         "preset": name, "steps": training.current_step(model),
         "train_seconds_this_run": round(seconds, 1),
-        "heldout_psnr": [round(p, 3) for p in evaluation["psnr"]],
-        "mean_heldout_psnr": round(evaluation["mean_psnr"], 3)}
+        "heldout_psnr": [round(p, 3) for p in scores["psnr"]],
+        "mean_heldout_psnr": round(scores["mean_psnr"], 3)}
   gt = np.concatenate([r["image"] for r in heldout], 1)
   rows = [gt] + [np.round(np.concatenate(renders[k], 1) * 255).astype(np.uint8)
                  for k in ("mip-NeRF", "RegNeRF")]

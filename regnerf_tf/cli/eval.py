@@ -42,90 +42,9 @@ def define_flags():
   flags.DEFINE_integer("chunk", None, "Rays per rendering chunk.")
 
 
-def _to_png(image):
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
-
-
-def evaluate_run(model, records, output_dir: str, lpips=None,
-                 lpips_status: str | None = None, ssim_data_range: float = 1.0,
-                 chunk: int | None = None, progress: bool = False) -> dict:
-  """Renders ``records`` with ``model``, writes PNGs and metrics.json.
-
-  With ``progress`` a line per view is printed as it is scored.
-
-  Returns:
-    the report dict that was written.
-  """
-  from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from regnerf_tf import data, metrics, training  # pylint: disable=import-outside-toplevel
-
-  os.makedirs(output_dir, exist_ok=True)
-  views = data.load_views(records)
-  height, width = views["images"].shape[1:3]
-  per_image = []
-  for i, index in enumerate(views["view_indices"]):
-    rays = data.view_rays(views["camtoworlds"][i], views["intrinsics"][i],
-                          height, width, views["kind"], views["near"][i],
-                          views["far"][i])
-    out = model.render_chunked(rays, chunk)
-    rgb = np.clip(out["rgb"].numpy(), 0.0, 1.0)
-    target = views["images"][i].astype(np.float32) / 255.0
-    mask = None
-    if views["masks"] is not None:
-      mask = views["masks"][i].astype(np.float32) / 255.0
-    result = metrics.evaluate_image(rgb, target, mask=mask, lpips=lpips,
-                                    ssim_data_range=ssim_data_range)
-    if lpips is None and lpips_status:
-      result["lpips_status"] = lpips_status
-    result["view_index"] = int(index)
-    per_image.append(result)
-    if progress:
-      print(f"  view {i + 1}/{len(views['view_indices'])} (index {int(index)}"
-            f"): PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.3f}"
-            + (f", LPIPS {result['lpips']:.3f}"
-               if result.get("lpips") is not None else ""), flush=True)
-    depth = out["depth"].numpy()
-    lo, hi = np.percentile(depth, [1, 99])
-    stem = os.path.join(output_dir, f"{int(index):03d}")
-    atomic.write_image(f"{stem}_rgb.png", _to_png(rgb))
-    atomic.write_image(f"{stem}_depth.png",
-                       _to_png((depth - lo) / max(hi - lo, 1e-8)))
-    atomic.write_image(f"{stem}_acc.png", _to_png(out["acc"].numpy()))
-  summary = metrics.summarize(
-      [{k: v for k, v in r.items() if k != "view_index"} for r in per_image])
-  if lpips is None and lpips_status:
-    summary["lpips_status"] = lpips_status
-  report = {"step": training.current_step(model),
-            "scene": views["scene"], "kind": views["kind"],
-            "ssim_data_range": ssim_data_range,
-            "mean": summary, "per_image": per_image}
-  training.save_json(os.path.join(output_dir, "metrics.json"), report)
-  return report
-
-
-def load_lpips(path: str | None, net: str):
-  """(LPIPS model or None, status string).
-
-  Without ``path`` the weights written by ``regnerf-lpips-weights`` are used
-  when they are in the cache folder (``regnerf_tf.lpips_weights``).
-  """
-  from regnerf_tf import metrics, lpips_weights  # pylint: disable=import-outside-toplevel
-  if not path:
-    path = lpips_weights.default_path(net)
-    if not os.path.isfile(path):
-      return None, (f"LPIPS unavailable: no {net} weights at {path}. "
-                    + lpips_weights.HOW_TO_GET)
-  try:
-    return metrics.LPIPS.from_weights(path, net), "ok"
-  except FileNotFoundError as e:
-    return None, str(e)
-
-
 def main(argv):
   del argv
-  from regnerf_tf import training  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import evaluation, training  # pylint: disable=import-outside-toplevel
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required.")
   model = training.load_run(FLAGS.workdir)
@@ -135,13 +54,14 @@ def main(argv):
   records = scene.test[:FLAGS.max_views] if FLAGS.max_views else scene.test
   if not records:
     raise app.UsageError(f"Scene {scene.name} has no held-out views.")
-  lpips, status = load_lpips(FLAGS.lpips_weights, FLAGS.lpips_net)
+  lpips, status = evaluation.load_lpips(FLAGS.lpips_weights,
+                                        FLAGS.lpips_net)
   if lpips is None:
     print(status)
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "eval")
   print(f"Scoring {len(records)} held-out view(s) of {scene.name}...",
         flush=True)
-  report = evaluate_run(model, records, output_dir, lpips, status,
+  report = evaluation.evaluate_run(model, records, output_dir, lpips, status,
                         2.0 if FLAGS.ssim_release else 1.0, FLAGS.chunk,
                         progress=True)
   mean = report["mean"]

@@ -126,7 +126,7 @@ def check_workdir_is_not_a_scene(workdir: str | None, source: dict) -> None:
 
 def main(argv):
   del argv
-  from regnerf_tf import distribute, run_folder, training  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import distribute, evaluation, run_folder, training  # pylint: disable=import-outside-toplevel
   if FLAGS.restart and FLAGS.resume_with_changes:
     raise app.UsageError("--restart starts a new run, --resume_with_changes "
                          "continues the old one: give one of them.")
@@ -190,7 +190,7 @@ def main(argv):
     if not FLAGS.quiet:
       print(f"Scoring {len(records)} held-out view(s) at step {step} "
             "(--eval_views=none skips this)...", flush=True)
-    result = training.evaluate_views(model, records, progress=progress,
+    result = evaluation.evaluate_views(model, records, progress=progress,
                                      with_ssim=True)
     summary = {"step": step,
                "views": [int(r["view_index"]) for r in records],
