@@ -23,6 +23,7 @@ import numpy as np
 from regnerf_tf import atomic
 from regnerf_tf import data as data_lib
 from regnerf_tf import losses
+from regnerf_tf import lpips_net
 from regnerf_tf import lpips_weights
 from regnerf_tf import metrics
 
@@ -150,6 +151,6 @@ def load_lpips(path: str | None, net: str):
       return None, (f"LPIPS unavailable: no {net} weights at {path}. "
                     + lpips_weights.HOW_TO_GET)
   try:
-    return metrics.LPIPS.from_weights(path, net), "ok"
+    return lpips_net.LPIPS.from_weights(path, net), "ok"
   except FileNotFoundError as e:
     return None, str(e)

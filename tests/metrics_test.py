@@ -10,7 +10,7 @@ from skimage import data as skdata
 from skimage import transform as sktransform
 from skimage.metrics import structural_similarity
 
-from regnerf_tf import metrics
+from regnerf_tf import lpips_net, metrics
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +30,8 @@ def _noisy(image: np.ndarray, noise: np.ndarray, sigma: float) -> np.ndarray:
 
 
 @pytest.fixture(scope="module", params=["alex", "vgg"])
-def lpips_model(request) -> metrics.LPIPS:
-  return metrics.LPIPS.random(request.param, seed=7)
+def lpips_model(request) -> lpips_net.LPIPS:
+  return lpips_net.LPIPS.random(request.param, seed=7)
 
 
 # --------------------------------------------------------------------- PSNR
@@ -179,20 +179,20 @@ def test_lpips_batch_matches_single(lpips_model, astronaut, noise):
 
 def test_lpips_weights_round_trip(lpips_model, astronaut, noise, tmp_path):
   path = tmp_path / f"lpips_{lpips_model.net}.npz"
-  metrics.save_weights_npz(lpips_model, path)
+  lpips_net.save_weights_npz(lpips_model, path)
   with np.load(path, allow_pickle=False) as f:
-    assert set(f.files) == set(metrics.lpips_weight_shapes(
+    assert set(f.files) == set(lpips_net.lpips_weight_shapes(
         lpips_model.net)) | {"net"}
-  loaded = metrics.LPIPS.from_weights(path, lpips_model.net)
+  loaded = lpips_net.LPIPS.from_weights(path, lpips_model.net)
   pred = _noisy(astronaut, noise, 0.1)
   assert loaded(pred, astronaut) == lpips_model(pred, astronaut)
-  other = metrics.LPIPS.random(lpips_model.net, seed=8)
+  other = lpips_net.LPIPS.random(lpips_model.net, seed=8)
   assert other(pred, astronaut) != lpips_model(pred, astronaut)
 
 
 def test_lpips_layouts():
-  alex = metrics.lpips_weight_shapes("alex")
-  vgg = metrics.lpips_weight_shapes("vgg")
+  alex = lpips_net.lpips_weight_shapes("alex")
+  vgg = lpips_net.lpips_weight_shapes("vgg")
   assert [alex[f"lin{k}/weight"][0] for k in range(5)] == [64, 192, 384, 256,
                                                            256]
   assert [vgg[f"lin{k}/weight"][0] for k in range(5)] == [64, 128, 256, 512,
@@ -206,28 +206,28 @@ def test_lpips_layouts():
 def test_lpips_missing_file_message(tmp_path):
   path = tmp_path / "nope.npz"
   with pytest.raises(FileNotFoundError) as e:
-    metrics.LPIPS.from_weights(path, "vgg")
+    lpips_net.LPIPS.from_weights(path, "vgg")
   msg = str(e.value)
   assert f"LPIPS unavailable: weights not found at {path}" in msg
   assert "regnerf-lpips-weights" in msg
 
 
 def test_lpips_bad_arrays_are_named(tmp_path):
-  weights = metrics.LPIPS.random("alex", seed=0).get_weights()
+  weights = lpips_net.LPIPS.random("alex", seed=0).get_weights()
   bad = dict(weights)
   bad["lin2/weight"] = np.ones((7,), np.float32)
   path = tmp_path / "bad.npz"
   np.savez(path, net=np.array("alex"), **bad)
   with pytest.raises(ValueError, match=r"'lin2/weight' has shape \(7,\)"):
-    metrics.LPIPS.from_weights(path, "alex")
+    lpips_net.LPIPS.from_weights(path, "alex")
   missing = dict(weights)
   del missing["backbone/conv3/bias"]
   np.savez(path, net=np.array("alex"), **missing)
   with pytest.raises(ValueError, match="missing array 'backbone/conv3/bias'"):
-    metrics.LPIPS.from_weights(path, "alex")
+    lpips_net.LPIPS.from_weights(path, "alex")
   np.savez(path, net=np.array("alex"), **weights)
   with pytest.raises(ValueError, match="'net'"):
-    metrics.LPIPS.from_weights(path, "vgg")
+    lpips_net.LPIPS.from_weights(path, "vgg")
 
 
 # ------------------------------------------------------- combined / reports
@@ -252,7 +252,7 @@ def test_evaluate_image_without_lpips(astronaut, noise):
 
 
 def test_evaluate_image_with_mask_and_lpips(astronaut, noise):
-  model = metrics.LPIPS.random("alex", seed=3)
+  model = lpips_net.LPIPS.random("alex", seed=3)
   mask, _, _, wild, _ = _mask_case(astronaut, noise)
   out = metrics.evaluate_image(wild, astronaut, mask=mask, lpips=model)
   assert out["lpips_status"] == "ok"
