@@ -23,6 +23,9 @@ from regnerf_tf.datasets import colmap, readers
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 FERN = SHARED / "llff" / "fern"
 
+pytestmark = pytest.mark.skipif(not FERN.is_dir(),
+                                reason=f"the shared fern photos are not at {FERN}")
+
 
 def _similarity(source: np.ndarray, target: np.ndarray):
   """(s, Q, t) minimising |s Q source + t − target|² (Umeyama, 1991)."""
@@ -36,7 +39,6 @@ def _similarity(source: np.ndarray, target: np.ndarray):
 
 
 @pytest.mark.large
-@pytest.mark.skipif(not FERN.is_dir(), reason="shared fern not present")
 def test_fern_photos_give_fern_cameras(tmp_path):
   pytest.importorskip("pycolmap")
   photos = tmp_path / "phone"
