@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-from regnerf_tf import configs, errors, export, model as model_lib, training
+from regnerf_tf import configs, errors, export, model as model_lib, training, video
 from regnerf_tf.cli import export as export_cli
 from regnerf_tf.cli import render as render_cli
 from tests.model_test import tiny_config
@@ -488,20 +488,20 @@ def test_camera_path_refuses(tmp_path, payload, message):
   else:
     f.write_text(payload if isinstance(payload, str) else json.dumps(payload))
   with pytest.raises(errors.InputError, match=message):
-    render_cli.camera_path({"kind": "dtu"}, str(f))  # what regnerf-render calls
+    video.camera_path({"kind": "dtu"}, str(f))  # what regnerf-render calls
 
 
 def test_camera_path_accepts_rotation_within_tolerance(tmp_path):
   f = tmp_path / "path.json"
   f.write_text(json.dumps([_tilted(0.3, scale=1.0 + 2e-4), _tilted(1.0)]))
-  assert render_cli.camera_path({"kind": "dtu"}, str(f)).shape == (2, 3, 4)
+  assert video.camera_path({"kind": "dtu"}, str(f)).shape == (2, 3, 4)
 
 
 def test_camera_path_missing_file(tmp_path):
   for missing in (tmp_path / "nope.json", tmp_path):  # absent, a folder
     with pytest.raises(errors.MissingFileError,
                        match=f"{re.escape(str(missing))} does not exist"):
-      render_cli.camera_path({"kind": "dtu"}, str(missing))
+      video.camera_path({"kind": "dtu"}, str(missing))
 
 
 # --- configs ------------------------------------------------------------------
@@ -690,6 +690,6 @@ def test_video_failure_leaves_nothing_half_written(tmp_path, monkeypatch,
   monkeypatch.setattr(imageio, "get_writer", failing_writer)
   frames = [np.full([8, 8, 3], 40 * i, np.uint8) for i in range(5)]
   with pytest.raises(OSError, match="encoder crashed"):
-    render_cli.write_video(str(output), frames)
+    video.write_video(str(output), frames)
   assert os.listdir(tmp_path) == [output.name]
   assert output.read_bytes() == b"previous video"

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from absl import app, flags
 
-from regnerf_tf import configs, scenes, training
+from regnerf_tf import configs, scenes, training, video
 from regnerf_tf.cli import export as export_cli
 from regnerf_tf.cli import render as render_cli
 
@@ -70,7 +70,7 @@ def test_render_video_mp4_and_json_path(run_dir, tmp_path):
   path_file = tmp_path / "path.json"
   path_file.write_text(json.dumps(poses.tolist()))
   output = str(tmp_path / "video.mp4")
-  result = render_cli.render_video(model, scene, output, path=str(path_file),
+  result = video.render_video(model, scene, output, path=str(path_file),
                                    chunk=200, verbose=False)
   assert result["frames"] == 3
   reader = imageio.get_reader(output)
@@ -95,14 +95,14 @@ def test_render_cli_rejects_bad_arguments(run_dir, tmp_path):
 
 
 def test_colorize_and_depth_range():
-  colours = render_cli.colorize(np.array([0.0, 0.5, 1.0, -3.0, 7.0, np.nan]))
+  colours = video.colorize(np.array([0.0, 0.5, 1.0, -3.0, 7.0, np.nan]))
   assert colours.dtype == np.uint8 and colours.shape == (6, 3)
   np.testing.assert_array_equal(colours[3], colours[0])  # clipped below
   np.testing.assert_array_equal(colours[4], colours[2])  # clipped above
   assert colours[2].sum() > colours[0].sum()  # dark → bright
-  lo, hi = render_cli.depth_range([np.linspace(0, 1, 101), np.array([np.inf])])
+  lo, hi = video.depth_range([np.linspace(0, 1, 101), np.array([np.inf])])
   assert lo == pytest.approx(0.01) and hi == pytest.approx(0.99)
-  assert render_cli.depth_range([np.full(4, 2.0)])[1] > 2.0
+  assert video.depth_range([np.full(4, 2.0)])[1] > 2.0
 
 
 def test_export_cli(run_dir, tmp_path):

@@ -27,14 +27,14 @@ from absl import app, flags
 
 from regnerf_tf.cli import common
 
-from regnerf_tf.cli import render as render_cli
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
   """Declares the flags (at run time, not import time)."""
-  render_cli.define_scene_flags()
+  flags.DEFINE_string("workdir", None, "Run folder written by regnerf-train.")
+  common.define_scene_flags()
   flags.DEFINE_string("output", None, "SavedModel folder to write.")
   flags.DEFINE_integer("chunk", 4096, "Rays rendered at once inside the graph.",
                        lower_bound=1)
@@ -53,7 +53,8 @@ def main(argv):
   if not FLAGS.quiet:
     print(f"Loading the run in {FLAGS.workdir}...", flush=True)
   model = training.load_run(FLAGS.workdir)
-  scene = render_cli.load_scene_from_flags(model.config.data.n_views)
+  scene = common.load_scene_from_flags(model.config.data.n_views,
+                                       FLAGS.workdir)
   model.config.check_scene_kind(scene.kind, f"scene {scene.name}")
   record = scene.train[0]
   near = float(np.asarray(record["near"]).reshape(-1)[0])
