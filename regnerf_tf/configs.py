@@ -1,4 +1,4 @@
-"""Typed, frozen configuration and the named presets.
+"""Typed, frozen configuration: the schema, its validation and overrides.
 
 A :class:`Config` groups four parts: :class:`ModelConfig` (the MLP and how rays
 are sampled), :class:`RegConfig` (losses, regularisers, annealing),
