@@ -22,7 +22,6 @@ import numpy as np
 
 from regnerf_tf import atomic
 from regnerf_tf import data as data_lib
-from regnerf_tf import losses
 from regnerf_tf import lpips_net
 from regnerf_tf import lpips_weights
 from regnerf_tf import metrics
@@ -76,8 +75,7 @@ def evaluate_views(model, records: Sequence[dict], chunk: int | None = None,
   """
   psnrs, ssims, renders = [], [], []
   for i, view in enumerate(rendered_views(model, records, chunk, stride)):
-    mse = float(np.mean((view["rgb"] - view["target"]) ** 2))
-    psnrs.append(float(losses.mse_to_psnr(mse)))
+    psnrs.append(metrics.psnr(view["rgb"], view["target"]))
     if with_ssim:
       ssims.append(float(metrics.ssim(view["rgb"], view["target"])))
     renders.append(view["rgb"])
