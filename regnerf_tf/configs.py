@@ -223,11 +223,6 @@ class RegConfig:
             "must be in (0, 1]")
     _one_of(self, "anneal_mode", ANNEAL_MODES)
 
-  @property
-  def uses_patches(self) -> bool:
-    return (self.depth_tv_weight_start > 0 or self.depth_tv_weight_end > 0
-            or self.appearance_weight > 0)
-
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
