@@ -117,18 +117,8 @@ CAPTURE_FORMATS = ("colmap", "transforms")  # layouts chosen from the cameras
 LISTED_FORMATS = ("llff", "dtu_idr")  # images paired with camera rows by order
 
 
-def detect_format(path: str) -> str:
-  """Which layout ``path`` holds: one of ``FORMATS``.
-
-  Raises ``MissingFileError`` listing the files looked for if none matches.
-  """
-  path = str(path).rstrip("/")
-  if not _isdir(path):
-    found = ("a file, not a folder" if _exists(path)
-             else "nothing (it does not exist)")
-    raise errors.MissingFileError(f"Expected a scene folder at {path}; found "
-                                  f"{found}. Pass the folder that holds the "
-                                  "scene's images and camera file.")
+def _layout(path: str) -> str | None:
+  """The layout of the folder ``path`` (one of ``FORMATS``), or None."""
   if _exists(_join(path, "poses_bounds.npy")):
     return "llff"
   if any(_exists(_join(path, n)) for n in DTU_CAMERA_FILES):
@@ -142,6 +132,41 @@ def detect_format(path: str) -> str:
     return "transforms"
   if colmap.find_model(path) is not None:
     return "colmap"
+  return None
+
+
+def _photos_hint(path: str, entries: Sequence[str]) -> str:
+  """What to do with a folder of photos that is not a scene folder."""
+  photos = [n for n in entries if n.lower().endswith(IMAGE_EXTENSIONS)]
+  if not entries or len(photos) < len(entries) / 2:
+    return ""
+  parent = path.rsplit("/", 1)[0] if "/" in path else "."
+  layout = _layout(parent) if parent != path and _isdir(parent) else None
+  if layout is not None:
+    return (f" It holds {len(photos)} photos: it looks like the image folder "
+            f"of the {layout} scene {parent}; give that folder instead.")
+  return (f" It holds {len(photos)} photos but no cameras: make a scene from "
+          f"them with `regnerf-process-data --input={path} "
+          "--output=<scene folder>` (structure from motion) and give that.")
+
+
+def detect_format(path: str) -> str:
+  """Which layout ``path`` holds: one of ``FORMATS``.
+
+  Raises ``MissingFileError`` listing the files looked for if none matches
+  (with what to do when the folder holds photos: its parent scene folder, or
+  ``regnerf-process-data``).
+  """
+  path = str(path).rstrip("/")
+  if not _isdir(path):
+    found = ("a file, not a folder" if _exists(path)
+             else "nothing (it does not exist)")
+    raise errors.MissingFileError(f"Expected a scene folder at {path}; found "
+                                  f"{found}. Pass the folder that holds the "
+                                  "scene's images and camera file.")
+  layout = _layout(path)
+  if layout is not None:
+    return layout
   entries = sorted(_listdir(path), key=_natural_key)
   found = f"its entries are {entries[:12]}" if entries else "the folder is empty"
   raise errors.MissingFileError(
@@ -154,7 +179,7 @@ def detect_format(path: str) -> str:
       "transforms.json (instant-ngp, nerfstudio); sparse/0/cameras.bin or "
       ".txt (a COLMAP model: make one from photos with "
       "regnerf-process-data). See "
-      "datasets/README.md for the layouts.")
+      "datasets/README.md for the layouts." + _photos_hint(path, entries))
 
 
 def from_directory(path: str, **kwargs: Any) -> list[Record]:

@@ -455,3 +455,25 @@ def test_heic_photos_are_named_with_what_to_do(tmp_path, fern_names):
     readers.read_llff(str(scene), views=[0])
   assert "IMG_0002.HEIC" in str(e.value)
   assert "convert them to JPEG or PNG" in str(e.value)
+
+
+# ----------------------------------------------------------------------------
+# A folder of photos given as the scene.
+# ----------------------------------------------------------------------------
+
+
+def test_the_image_folder_of_a_scene_points_to_its_scene():
+  with pytest.raises(errors.MissingFileError) as e:
+    readers.detect_format(str(FERN / "images_8"))
+  assert f"the image folder of the llff scene {FERN}" in str(e.value)
+
+
+def test_photos_without_cameras_point_to_process_data(tmp_path, fern_names):
+  photos = tmp_path / "phone"
+  photos.mkdir()
+  for name in fern_names[:5]:
+    shutil.copy(FERN / "images_8" / name, photos / name)
+  with pytest.raises(errors.MissingFileError) as e:
+    scenes.from_folder(str(photos), 3)
+  assert "holds 5 photos but no cameras" in str(e.value)
+  assert f"regnerf-process-data --input={photos}" in str(e.value)
