@@ -50,7 +50,7 @@ def test_subpackages_install_under_regnerf_tf_never_top_level():
 
 
 def test_top_level_layout():
-  allowed = {"regnerf_tf", "flows", "datasets", "tests", "benchmarks",
+  allowed = {"regnerf_tf", "flows", "datasets", "tests", "benchmarks", "docs",
              "setup.cfg", "BUILD",
              "README.md", "Makefile", ".ci", "pyproject.toml", "MODULE.bazel",
              ".bazelversion", ".bazelrc", "requirements_lock.txt", ".gitignore",
