@@ -35,6 +35,7 @@ from regnerf_tf.datasets.files import (
     _record,
     _scale_intrinsics,
     _short,
+    _turned_views,
     _views_to_read,
     read_stored)
 from regnerf_tf.datasets.llff import (
@@ -112,6 +113,26 @@ def _colmap_image_paths(image_dir: str, names: Sequence[str]) -> list[str]:
   return paths
 
 
+def _bounds_from_depths(depths: Sequence[np.ndarray], nothing_seen: str
+                        ) -> np.ndarray:
+  """[N, 2] near/far per view: the DEPTH_PERCENTILES of the depths of the
+  points each view sees. Views with fewer than MIN_POINTS_PER_VIEW points, or
+  all at one depth, get the range of the others; InputError(nothing_seen)
+  when no view has usable points."""
+  bounds = np.zeros((len(depths), 2))
+  known = []
+  for i, depth in enumerate(depths):
+    if depth.size >= MIN_POINTS_PER_VIEW:
+      bounds[i] = np.percentile(depth, DEPTH_PERCENTILES)
+      if bounds[i, 1] > bounds[i, 0] * (1 + 1e-6):  # else: a degenerate spread
+        known.append(i)
+  if not known:
+    raise errors.InputError(nothing_seen)
+  for i in set(range(len(depths))) - set(known):
+    bounds[i] = bounds[known, 0].min(), bounds[known, 1].max()
+  return bounds
+
+
 def _view_depths(model: Any, image: Any) -> np.ndarray:
   """Depths of the 3D points ``image`` sees (in front of the camera)."""
   ids = [i for i in image.point_ids.tolist() if i in model.points]
@@ -176,21 +197,11 @@ def read_colmap(scene_dir: str, *, factor: int = 1,
   paths = _colmap_image_paths(image_dir, names)
   num = len(paths)
   cams = [model.cameras[image.camera_id] for image in model.images]
-  orientation.check_reading(exif)
-  tags, readings, stored = [], [], []
-  for path, cam in zip(paths, cams):
-    tag, stored_hw = _probe(path)
-    if stored_hw is None:
-      pixels, tag = read_stored(path)
-      stored_hw = pixels.shape[:2]
-    reading = "displayed"
-    if tag != 1:
-      reading = orientation.resolve(path, tag, stored_hw,
-                                    (cam.height, cam.width), exif,
-                                    f"COLMAP camera {cam.camera_id}")
-    tags.append(tag)
-    readings.append(reading)
-    stored.append(tuple(stored_hw))
+  tags, readings, shown = _turned_views(
+      paths, None, exif, f"the camera of the COLMAP model in {folder}",
+      camera_hws=[(cam.height, cam.width) for cam in cams])
+  stored = [orientation.displayed_size(hw, tag)  # turning back is the same
+            for hw, tag in zip(shown, tags)]
 
   c2w = np.stack([image.camtoworld for image in model.images])
   ks = np.zeros((num, 3, 3))
@@ -208,33 +219,20 @@ def read_colmap(scene_dir: str, *, factor: int = 1,
     ks[i] = _scale_intrinsics(cam.intrinsics, scale)
   chosen = camera_layout(c2w)[0] if kind == "auto" else kind
 
-  bounds = np.zeros((num, 2))
-  known = []
-  for i, image in enumerate(model.images):
-    depth = _view_depths(model, image)
-    if depth.size >= MIN_POINTS_PER_VIEW:
-      bounds[i] = np.percentile(depth, DEPTH_PERCENTILES)
-      if bounds[i, 1] > bounds[i, 0] * (1 + 1e-6):  # else: a degenerate spread
-        known.append(i)
-  if not known:
-    raise errors.InputError(
-        f"No image of the COLMAP model in {folder} sees {MIN_POINTS_PER_VIEW} "
-        "or more 3D points in front of it at different depths, so near/far "
-        "cannot be estimated; "
-        "the model's points3D is empty or does not belong to its images. "
-        "Recompute the model.")
-  for i in set(range(num)) - set(known):  # few points: the scene's range
-    bounds[i] = bounds[known, 0].min(), bounds[known, 1].max()
+  bounds = _bounds_from_depths(
+      [_view_depths(model, image) for image in model.images],
+      f"No image of the COLMAP model in {folder} sees {MIN_POINTS_PER_VIEW} "
+      "or more 3D points in front of it at different depths, so near/far "
+      "cannot be estimated; the model's points3D is empty or does not belong "
+      "to its images. Recompute the model.")
 
   # Turn cameras of tagged photos with their images (before normalising, so
   # that the scene's "up" is the photos' up).
-  grids = []
   for i in range(num):
     if readings[i] == "stored" and tags[i] != 1:
       ks[i], c2w[i] = orientation.turn_camera(ks[i], c2w[i], tags[i],
                                               stored[i], "opencv")
-    grids.append(orientation.displayed_size(stored[i], tags[i]))
-  size = _check_one_size(paths, grids, tags)
+  size = _check_one_size(paths, shown, tags)
   size = (size[0] // downsample_by, size[1] // downsample_by)
   ks = _scale_intrinsics(ks, 1.0 / downsample_by)
   poses, bounds, world_transform, record_kind = _normalise_capture(
@@ -472,8 +470,7 @@ def read_transforms(scene_dir: str, *, factor: int = 1,
   _check_rotations(c2w[:, :, :3],
                    lambda i: f"frames[{i}].transform_matrix in {json_file}")
   c2w_cv = c2w @ np.diag([1.0, -1.0, -1.0, 1.0])
-  bounds = np.zeros((num, 2))
-  known = []
+  depths = []
   for i in range(num):
     rotation, centre = c2w_cv[i, :, :3], c2w_cv[i, :, 3]
     local = (points - centre) @ rotation  # camera coordinates (OpenCV)
@@ -481,18 +478,12 @@ def read_transforms(scene_dir: str, *, factor: int = 1,
     pix = front @ ks[i].T
     u, v = pix[:, 0] / pix[:, 2], pix[:, 1] / pix[:, 2]
     h, w = files[i]
-    depth = front[(u >= 0) & (u <= w) & (v >= 0) & (v <= h), 2]
-    if depth.size >= MIN_POINTS_PER_VIEW:
-      bounds[i] = np.percentile(depth, DEPTH_PERCENTILES)
-      if bounds[i, 1] > bounds[i, 0] * (1 + 1e-6):
-        known.append(i)
-  if not known:
-    raise errors.InputError(
-        f"No frame of {json_file} sees {MIN_POINTS_PER_VIEW} or more points "
-        f"of {ply} in front of it, so near/far cannot be estimated; the point "
-        "cloud does not belong to these cameras (another coordinate frame?).")
-  for i in set(range(num)) - set(known):
-    bounds[i] = bounds[known, 0].min(), bounds[known, 1].max()
+    depths.append(front[(u >= 0) & (u <= w) & (v >= 0) & (v <= h), 2])
+  bounds = _bounds_from_depths(
+      depths,
+      f"No frame of {json_file} sees {MIN_POINTS_PER_VIEW} or more points "
+      f"of {ply} in front of it, so near/far cannot be estimated; the point "
+      "cloud does not belong to these cameras (another coordinate frame?).")
   chosen = camera_layout(c2w_cv)[0] if kind == "auto" else kind
   return _capture_records(scene_dir, paths, downs, files, ks, coefficients,
                           c2w_cv, bounds, chosen, views, resize)

@@ -396,12 +396,15 @@ def _record(**fields: Any) -> Record:
 
 def _turned_views(paths: Sequence[str], camera_hw: Sequence[float] | None,
                   exif: str, what_camera: str, optional: Sequence[int] = (),
+                  camera_hws: Sequence[Sequence[float]] | None = None,
                   ) -> tuple[list[int], list[str], list[tuple[int, int] | None]]:
   """Per view: (EXIF orientation, camera reading, displayed (H, W)).
 
   Reads only the head of each file. The reading is "displayed" for views
-  without a tag; see :func:`orientation.resolve` for the others. Files of
-  views in ``optional`` that do not exist count as untagged, size None.
+  without a tag; see :func:`orientation.resolve` for the others, with the
+  image size the camera file declares: ``camera_hw`` for every view, or
+  ``camera_hws[i]`` per view. Files of views in ``optional`` that do not
+  exist count as untagged, size None.
   """
   orientation.check_reading(exif)
   tags, readings, shown = [], [], []
@@ -417,7 +420,8 @@ def _turned_views(paths: Sequence[str], camera_hw: Sequence[float] | None,
       stored_hw = image.shape[:2]
     reading = "displayed"
     if tag != 1:
-      reading = orientation.resolve(path, tag, stored_hw, camera_hw, exif,
+      declared = camera_hw if camera_hws is None else camera_hws[i]
+      reading = orientation.resolve(path, tag, stored_hw, declared, exif,
                                     what_camera)
     tags.append(tag)
     readings.append(reading)

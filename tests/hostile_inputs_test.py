@@ -1181,31 +1181,9 @@ def colmap_images_cut_short(kit: Kit) -> Command:
 def nerfstudio_capture(kit: Kit, **change) -> Command:
   """The small fern copy as a nerfstudio capture, with ``change`` applied to
   its transforms.json (a key set to None is removed)."""
-  scene = kit.root / "fern_ns"
-  shutil.copytree(kit.scene("fern") / "images_8", scene / "images")
-  data = np.load(kit.scene("fern") / "poses_bounds.npy")
-  raw = data[:, :15].reshape(-1, 3, 5)
-  frames, points = [], []
-  for i, name in enumerate(sorted(os.listdir(scene / "images"))):
-    c2w = np.stack([raw[i, :, 1], -raw[i, :, 0], raw[i, :, 2], raw[i, :, 3]], 1)
-    frames.append({"file_path": f"images/{name}",
-                   "transform_matrix": c2w.tolist()})
-    points += [c2w[:, 3] - d * c2w[:, 2] for d in np.linspace(*data[i, 15:], 9)]
-  focal = raw[0, 2, 4] * 84 / raw[0, 1, 4]
-  meta = {"fl_x": focal, "fl_y": focal, "w": 84, "h": 63, "frames": frames,
-          "ply_file_path": "sparse_pc.ply"}
-  for key, value in change.items():
-    if value is None:
-      meta.pop(key, None)
-    else:
-      meta[key] = value
-  (scene / "transforms.json").write_text(json.dumps(meta))
-  (scene / "sparse_pc.ply").write_text(
-      "ply\nformat ascii 1.0\nelement vertex {}\nproperty float x\n"
-      "property float y\nproperty float z\nend_header\n".format(len(points))
-      + "".join(f"{x} {y} {z}\n" for x, y, z in points))
-  if "ply_file_path" in change:
-    (scene / "sparse_pc.ply").unlink()
+  from tests.datasets import transforms_test  # pylint: disable=import-outside-toplevel
+  scene = transforms_test.write_fern_capture(
+      kit.root, kit.scene("fern") / "images_8", ascii=True, **change)
   return train(kit, scene=scene)
 
 

@@ -46,6 +46,8 @@ def define_scene_flags():
 
 
 SCENE_FILE = "scene.json"  # in a run folder: where its scene came from
+# Options of how a --scene_dir's files are read ("auto" unless given).
+FOLDER_OPTIONS = ("image_order", "exif", "layout")
 
 
 def scene_source_from_flags() -> dict | None:
@@ -64,9 +66,8 @@ def _scene_source() -> dict | None:
                          "--scene) or --synthetic.")
   folder_only = [f"--{name}" for name, given in (
       ("allow_view_overlap", FLAGS.allow_view_overlap),
-      ("image_order", FLAGS.image_order != "auto"),
-      ("exif", FLAGS.exif != "auto"),
-      ("layout", FLAGS.layout != "auto")) if given]
+      *((name, FLAGS[name].value != "auto") for name in FOLDER_OPTIONS))
+      if given]
   tfds_only = [f"--{name}" for name in ("scene", "data_dir", "manual_dir")
                if FLAGS[name].value]
   if not FLAGS.tfds and tfds_only:
@@ -105,7 +106,7 @@ def _scene_source() -> dict | None:
               "train_views": views}
     if FLAGS.allow_view_overlap:  # recorded only when given
       source["allow_view_overlap"] = True
-    for name in ("image_order", "exif", "layout"):  # recorded if not "auto"
+    for name in FOLDER_OPTIONS:  # recorded if not "auto"
       if FLAGS[name].value != "auto":
         source[name] = FLAGS[name].value
     return source
@@ -140,9 +141,7 @@ def _load_scene(source: dict, n_views: int):
     return scenes.from_folder(
         source["scene_dir"], n_views, train_views=views,
         allow_overlap=bool(source.get("allow_view_overlap", False)),
-        image_order=source.get("image_order", "auto"),
-        exif=source.get("exif", "auto"),
-        layout=source.get("layout", "auto"))
+        **{name: source.get(name, "auto") for name in FOLDER_OPTIONS})
   return scenes.from_tfds(source["tfds"], source["scene"], source["data_dir"],
                           source["manual_dir"])
 
@@ -213,7 +212,7 @@ def describe_source(source: dict) -> str:
     text += " --allow_view_overlap"
   if source.get("downscale", 1) != 1:
     text += f" --downscale={source['downscale']}"
-  for name in ("image_order", "exif", "layout"):
+  for name in FOLDER_OPTIONS:
     if name in source:
       text += f" --{name}={source[name]}"
   return text

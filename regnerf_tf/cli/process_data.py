@@ -54,12 +54,8 @@ def define_flags():
   flags.DEFINE_bool("quiet", False, "No progress messages.")
 
 
-_LOG = [print]  # where progress goes (process_photos sets it)
-
-
-def _say(text: str) -> None:
-  if _LOG[0] is not None:
-    _LOG[0](text)
+def _quiet(text: str) -> None:
+  del text
 
 
 def import_pycolmap():
@@ -82,8 +78,10 @@ def collect_photos(source: str, frames: int) -> list[tuple[str, object]]:
   from regnerf_tf.datasets import readers  # pylint: disable=import-outside-toplevel
   if os.path.isfile(source) and source.lower().endswith(VIDEO_EXTENSIONS):
     import imageio.v3 as iio  # pylint: disable=import-outside-toplevel
+    import imageio_ffmpeg  # pylint: disable=import-outside-toplevel
     try:
-      count = sum(1 for _ in iio.imiter(source))
+      # ffmpeg counts the frames without handing them to Python.
+      count = imageio_ffmpeg.count_frames_and_secs(source)[0]
       keep = set(np.linspace(0, count - 1, min(frames, count)).round().astype(
           int).tolist())
       photos = [(f"frame_{i:05d}.png", np.asarray(frame)[..., :3])
@@ -149,7 +147,8 @@ def write_images(photos, output: str, max_size: int) -> list[str]:
   return names
 
 
-def run_sfm(output: str, camera_model: str, total: int) -> None:
+def run_sfm(output: str, camera_model: str, total: int,
+            say=print) -> None:
   """Features, matches and the incremental mapper into ``output/sparse/0``."""
   from regnerf_tf import errors  # pylint: disable=import-outside-toplevel
   pycolmap = import_pycolmap()
@@ -159,14 +158,14 @@ def run_sfm(output: str, camera_model: str, total: int) -> None:
   reader = pycolmap.ImageReaderOptions()
   reader.camera_model = camera_model
   start = time.time()
-  _say(f"[1/3] Features of {total} photos (SIFT)...")
+  say(f"[1/3] Features of {total} photos (SIFT)...")
   pycolmap.extract_features(database, images,
                             camera_mode=pycolmap.CameraMode.SINGLE,
                             reader_options=reader)
-  _say(f"[2/3] Matching every pair ({total * (total - 1) // 2} pairs)... "
+  say(f"[2/3] Matching every pair ({total * (total - 1) // 2} pairs)... "
        f"({time.time() - start:.0f} s)")
   pycolmap.match_exhaustive(database)
-  _say(f"[3/3] Incremental mapping... ({time.time() - start:.0f} s)")
+  say(f"[3/3] Incremental mapping... ({time.time() - start:.0f} s)")
   work = os.path.join(output, ".sparse_work")
   os.makedirs(work, exist_ok=True)
   models = pycolmap.incremental_mapping(database, images, work)
@@ -177,7 +176,7 @@ def run_sfm(output: str, camera_model: str, total: int) -> None:
     if registered >= MIN_REGISTERED:
       missing = sorted(set(os.listdir(images))
                        - {im.name for im in best.images.values()})
-      _say(f"Note: {len(missing)} photo(s) did not register: {missing[:8]}.")
+      say(f"Note: {len(missing)} photo(s) did not register: {missing[:8]}.")
     if registered < MIN_REGISTERED:
       raise errors.InputError(
           f"Structure from motion registered {registered} of {total} photos "
@@ -193,7 +192,7 @@ def run_sfm(output: str, camera_model: str, total: int) -> None:
   os.makedirs(target, exist_ok=True)
   best.write(target)
   shutil.rmtree(work, ignore_errors=True)
-  _say(f"Registered {registered} of {total} photos; "
+  say(f"Registered {registered} of {total} photos; "
        f"{len(best.points3D)} 3D points; mean reprojection error "
        f"{best.compute_mean_reprojection_error():.2f} px "
        f"({time.time() - start:.0f} s).")
@@ -227,7 +226,7 @@ def process_photos(source: str, output: str, *, frames: int = 40,
   import numpy as np  # pylint: disable=import-outside-toplevel
   from regnerf_tf import errors  # pylint: disable=import-outside-toplevel
   from regnerf_tf.datasets import colmap, readers  # pylint: disable=import-outside-toplevel
-  _LOG[0] = log
+  say = log or _quiet
   output = os.path.abspath(output)
   if os.path.exists(output) and (not os.path.isdir(output)
                                  or os.listdir(output)):
@@ -252,10 +251,10 @@ def process_photos(source: str, output: str, *, frames: int = 40,
   shutil.rmtree(partial, ignore_errors=True)
   os.makedirs(partial)
   try:
-    _say(f"Writing {len(photos)} photos (upright) and copies at 1/"
+    say(f"Writing {len(photos)} photos (upright) and copies at 1/"
          f"{', 1/'.join(map(str, DOWNSCALES))} to {output}...")
     write_images(photos, partial, max_size)
-    run_sfm(partial, camera_model, len(photos))
+    run_sfm(partial, camera_model, len(photos), say)
   except BaseException:
     shutil.rmtree(partial, ignore_errors=True)
     raise
@@ -270,7 +269,7 @@ def process_photos(source: str, output: str, *, frames: int = 40,
       max(photos[0][1].shape[:2]), max_size)
   downscale = next((f for f in (1,) + DOWNSCALES if longest / f <= 640), 8)
   flag = f" --downscale={downscale}" if downscale > 1 else ""
-  _say(f"Done: a {layout} capture (view directions within {spread:.0f}° of "
+  say(f"Done: a {layout} capture (view directions within {spread:.0f}° of "
        f"their mean). Train with: regnerf-train --preset={preset} "
        f"--scene_dir={output}{flag} --workdir=runs/<name>")
   return output

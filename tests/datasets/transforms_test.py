@@ -42,18 +42,25 @@ def _write_ply(path: pathlib.Path, points: np.ndarray, ascii: bool) -> None:
   path.write_bytes(header.encode() + body)
 
 
-def _fern_capture(root: pathlib.Path, ascii: bool = False, **extra
+def _fern_capture(root: pathlib.Path, ascii: bool = False, **change
                   ) -> pathlib.Path:
-  """fern as nerfstudio writes a capture: global intrinsics, OpenGL
-  camera-to-world matrices, images/ and sparse_pc.ply (points on each
-  camera's central ray between its bounds)."""
+  return write_fern_capture(root, FERN / "images_8", ascii, **change)
+
+
+def write_fern_capture(root: pathlib.Path, photos: pathlib.Path,
+                       ascii: bool = False, **change) -> pathlib.Path:
+  """fern as nerfstudio writes a capture of the images in ``photos`` (any
+  size): global intrinsics, OpenGL camera-to-world matrices, images/ and
+  sparse_pc.ply (points on each camera's central ray between its bounds).
+  ``change`` sets keys of transforms.json; None removes one (and, for
+  ply_file_path, leaves the point cloud out)."""
   scene = root / "fern_ns"
-  shutil.copytree(FERN / "images_8", scene / "images")
+  shutil.copytree(photos, scene / "images")
   data = np.load(FERN / "poses_bounds.npy")
   raw = data[:, :15].reshape(-1, 3, 5)
-  h, w, f = raw[0, :, 4]
-  f = f * 504 / w
   names = sorted(os.listdir(scene / "images"))
+  width, height = Image.open(scene / "images" / names[0]).size
+  f = raw[0, 2, 4] * width / raw[0, 1, 4]
   frames, points = [], []
   for i, name in enumerate(names):
     c2w = np.stack([raw[i, :, 1], -raw[i, :, 0], raw[i, :, 2], raw[i, :, 3]], 1)
@@ -62,12 +69,18 @@ def _fern_capture(root: pathlib.Path, ascii: bool = False, **extra
     for depth in np.linspace(data[i, 15], data[i, 16], 30):
       points.append(c2w[:, 3] - depth * c2w[:, 2])
   frames.reverse()  # the reader sorts them by file path
-  meta = {"camera_model": "OPENCV", "fl_x": f, "fl_y": f, "cx": 252.0,
-          "cy": 189.0, "w": 504, "h": 378, "k1": 0.0, "k2": 0.0, "p1": 0.0,
-          "p2": 0.0, "frames": frames, "ply_file_path": "sparse_pc.ply",
-          **extra}
+  meta = {"camera_model": "OPENCV", "fl_x": f, "fl_y": f, "cx": width / 2,
+          "cy": height / 2, "w": width, "h": height, "k1": 0.0, "k2": 0.0,
+          "p1": 0.0, "p2": 0.0, "frames": frames,
+          "ply_file_path": "sparse_pc.ply"}
+  for key, value in change.items():
+    if value is None:
+      meta.pop(key, None)
+    else:
+      meta[key] = value
   (scene / "transforms.json").write_text(json.dumps(meta))
-  _write_ply(scene / "sparse_pc.ply", np.array(points), ascii)
+  if meta.get("ply_file_path"):
+    _write_ply(scene / "sparse_pc.ply", np.array(points), ascii)
   return scene
 
 
@@ -166,17 +179,7 @@ def test_splits_of_a_capture_hold_out_every_8th_view(tmp_path):
     ({"fl_x": None, "fl_y": None}, errors.InputError, "no focal length"),
 ])
 def test_hostile_captures(tmp_path, change, error, message):
-  scene = _fern_capture(tmp_path)
-  path = scene / "transforms.json"
-  meta = json.loads(path.read_text())
-  for key, value in change.items():
-    if value is None:
-      meta.pop(key)
-    else:
-      meta[key] = value
-  path.write_text(json.dumps(meta))
-  if "ply_file_path" in change:
-    (scene / "sparse_pc.ply").unlink()
+  scene = _fern_capture(tmp_path, **change)
   with pytest.raises(error, match=message):
     readers.read_transforms(str(scene))
 
