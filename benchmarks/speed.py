@@ -134,9 +134,11 @@ def config_for(preset: str, precision: str, xla: bool):
 
 def _near_far(config):
   """The bounds of the scene kind the preset is made for (DTU for others)."""
-  from regnerf_tf import data  # pylint: disable=import-outside-toplevel
-  s = data.SETTINGS["llff" if config.data.dataset == "llff" else "dtu"]
-  return s.near, s.far
+  from regnerf_tf import scene_kinds  # pylint: disable=import-outside-toplevel
+  kind = scene_kinds.get(config.data.dataset)
+  if not kind.fixed_bounds:
+    kind = scene_kinds.DTU
+  return kind.near, kind.far
 
 
 def training_setup(config):

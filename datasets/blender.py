@@ -10,6 +10,7 @@ import numpy as np
 
 from regnerf_tf import camera
 from regnerf_tf import errors
+from regnerf_tf import scene_kinds
 from regnerf_tf.datasets import orientation
 from regnerf_tf.datasets.files import (
     IMAGE_EXTENSIONS,
@@ -138,7 +139,7 @@ def read_blender(scene_dir: str, *, split: str = "train",
         image=np.ascontiguousarray(rgb), mask=np.ascontiguousarray(mask),
         has_mask=has_alpha, camtoworld=poses[i], intrinsics=ks[i], near=BLENDER_NEAR,
         far=BLENDER_FAR, scene=scene_dir.rsplit("/", 1)[-1], view_index=i,
-        file_name=path.rsplit("/", 1)[-1], kind="blender",
+        file_name=path.rsplit("/", 1)[-1], kind=scene_kinds.BLENDER.name,
         scene_camtoworlds=poses, scene_intrinsics=ks, scene_bounds=bounds,
         world_transform=np.eye(4)))
   return records

@@ -17,6 +17,7 @@ import numpy as np
 
 from regnerf_tf import camera
 from regnerf_tf import errors
+from regnerf_tf import scene_kinds
 from regnerf_tf.datasets import colmap
 from regnerf_tf.datasets import image_ops
 from regnerf_tf.datasets import orientation
@@ -510,12 +511,13 @@ def _normalise_capture(c2w_cv: np.ndarray, bounds: np.ndarray, chosen: str
   poses = c2w_cv @ np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV → OpenGL
   if chosen == "forward":
     poses, bounds, world_transform = _llff_frame(poses, bounds)
-    return poses, bounds, world_transform, "llff"
+    return poses, bounds, world_transform, scene_kinds.LLFF.name
   bounds = bounds * np.array([1 - OBJECT_MARGIN, 1 + OBJECT_MARGIN])
   poses, recentre = camera.recenter_poses(poses)
   poses, scale = camera.rescale_poses(poses)
   return (poses, bounds * scale,
-          np.diag([scale, scale, scale, 1.0]) @ recentre, "blender")
+          np.diag([scale, scale, scale, 1.0]) @ recentre,
+          scene_kinds.BLENDER.name)
 
 
 def _capture_records(scene_dir: str, paths: Sequence[str],

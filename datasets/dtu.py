@@ -12,6 +12,7 @@ import numpy as np
 
 from regnerf_tf import camera
 from regnerf_tf import errors
+from regnerf_tf import scene_kinds
 from regnerf_tf.datasets import image_ops
 from regnerf_tf.datasets import orientation
 from regnerf_tf.datasets import splits
@@ -40,7 +41,8 @@ from regnerf_tf.datasets.files import (
 DTU_CALIBRATION_SIZE = (1200, 1600)  # (H, W) the DTU cameras are calibrated at.
 
 
-DTU_NEAR, DTU_FAR = 0.5, 3.5
+# The DTU kind's fixed bounds, in the normalised frame this reader writes.
+DTU_NEAR, DTU_FAR = scene_kinds.DTU.near, scene_kinds.DTU.far
 
 
 DTU_IMAGE_PATTERN = "rect_{:03d}_3_r5000.png"
@@ -176,7 +178,7 @@ def _dtu_records(name: str, projections: np.ndarray,
     records.append(_record(
         image=image, mask=mask, has_mask=mpath is not None, camtoworld=poses[i],
         intrinsics=ks[i], near=DTU_NEAR, far=DTU_FAR, scene=name, view_index=i,
-        file_name=path.rsplit("/", 1)[-1], kind="dtu", scene_camtoworlds=poses,
+        file_name=path.rsplit("/", 1)[-1], kind=scene_kinds.DTU.name, scene_camtoworlds=poses,
         scene_intrinsics=ks, scene_bounds=bounds,
         world_transform=world_transform))
   return records

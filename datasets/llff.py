@@ -11,6 +11,7 @@ import numpy as np
 
 from regnerf_tf import camera
 from regnerf_tf import errors
+from regnerf_tf import scene_kinds
 from regnerf_tf.datasets import colmap
 from regnerf_tf.datasets import image_ops
 from regnerf_tf.datasets import orientation
@@ -211,7 +212,7 @@ def read_llff(scene_dir: str, *, factor: int = 8, resize: str = "area",
     records.append(_record(
         image=image, has_mask=False, camtoworld=poses[i], intrinsics=ks[i],
         near=bounds[i, 0], far=bounds[i, 1], scene=name, view_index=i,
-        file_name=names[i], kind="llff", scene_camtoworlds=poses,
+        file_name=names[i], kind=scene_kinds.LLFF.name, scene_camtoworlds=poses,
         scene_intrinsics=ks, scene_bounds=bounds,
         world_transform=world_transform))
   return records

@@ -33,9 +33,10 @@ import typing
 from typing import Any
 
 from regnerf_tf import errors
+from regnerf_tf import scene_kinds
 from regnerf_tf.presets import PRESETS
 
-DATASETS = ("dtu", "llff", "blender", "custom")
+DATASETS = scene_kinds.NAMES  # data.dataset: the kind a config is made for
 RAY_SHAPES = ("cone", "cylinder")
 ANNEAL_MODES = ("release", "paper")
 BATCHING = ("single_image", "all_images")
@@ -289,7 +290,8 @@ class DataConfig:
   Ray bounds, NDC and the image resolution belong to the scene, not to the
   config: see ``REMOVED_FIELDS``.
   """
-  dataset: str = "dtu"  # the scene family the hyperparameters are made for
+  # The scene kind (regnerf_tf.scene_kinds) the hyperparameters are made for.
+  dataset: str = "dtu"
   n_views: int = 3
 
   def __post_init__(self):
@@ -377,17 +379,19 @@ class Config:
 
     Forward-facing LLFF scenes (``data.dataset="llff"``: rays in NDC, LLFF
     bounds, the LLFF pose bank and hyperparameters) and object-centred ones
-    (DTU, Blender, custom) do not mix; within a family a config is accepted.
+    (DTU, Blender) do not mix; within a family a config is accepted.
     """
-    forward = self.data.dataset == "llff"
-    if forward == (kind == "llff"):
+    forward = scene_kinds.get(self.data.dataset).forward_facing
+    if forward == scene_kinds.get(kind).forward_facing:
       return
     family = ("forward-facing LLFF scenes (NDC rays, LLFF bounds, poses and "
               "weights)" if forward else "object-centred scenes (DTU, "
               "Blender)")
-    preset = "an llff3* preset" if kind == "llff" else "a dtu3* preset"
+    kind = scene_kinds.get(kind)
+    preset = "an llff3* preset" if kind.forward_facing else "a dtu3* preset"
     raise errors.ConfigError(
-        f"Config {self.name!r} is for {family}, but {what} is a {kind} scene "
+        f"Config {self.name!r} is for {family}, but {what} is a {kind.name} "
+        "scene "
         f"(data.dataset={self.data.dataset!r}). Use {preset} "
         "(regnerf_tf.configs.preset_names()), or a config made for this "
         "scene.")

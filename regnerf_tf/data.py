@@ -2,21 +2,9 @@
 
 Records come from :func:`regnerf_tf.datasets.readers.from_directory` (a list of
 dicts) or from the TFDS builders (``tfds.load('dtu_sparse/3view', split=...)``, a
-``tf.data.Dataset`` of the same fields). Rays are dicts with named fields:
-
-==============  =========  =====================================================
-``origins``     [..., 3]   DTU: slid to the world plane z = 0; LLFF: NDC
-``directions``  [..., 3]   unnormalised (DTU camera-z component 1; LLFF NDC)
-``viewdirs``    [..., 3]   DTU/Blender: unit; LLFF: the unnormalised world
-                           direction, as in the release (§1.3)
-``radii``       [..., 1]   DTU/Blender: cone radius at t = 1 (pixel_radii);
-                           LLFF: NDC cylinder radius (ndc_radii)
-``near``        [..., 1]   DTU 0.5, LLFF 0 (NDC), Blender 2
-``far``         [..., 1]   DTU 3.5, LLFF 1 (NDC), Blender 6
-==============  =========  =====================================================
-
-Per kind of scene: ``"dtu"`` uses OpenCV cameras, ``"llff"`` OpenGL cameras and
-NDC, ``"blender"`` OpenGL cameras in world space.
+``tf.data.Dataset`` of the same fields). Rays are dicts with the named fields
+of :mod:`regnerf_tf.rays`, built the way the scene's kind
+(:mod:`regnerf_tf.scene_kinds`) asks.
 
 Training batches are ``{"rays": {...[B, ...]}, "rgb": [B, 3]}`` with a fixed
 global batch size B. Ray generation happens in TensorFlow inside the pipeline,
@@ -26,7 +14,6 @@ for the sampled pixels only; its randomness is stateless and derived from
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,181 +21,11 @@ import numpy as np
 import tensorflow as tf
 
 from regnerf_tf import errors
-from regnerf_tf import camera
+from regnerf_tf import rays as rays_lib
+from regnerf_tf import scene_kinds
+from regnerf_tf import unobserved
 
-RAY_FIELDS = ("origins", "directions", "viewdirs", "radii", "near", "far")
-KINDS = ("dtu", "llff", "blender")
 BATCHINGS = ("single_image", "all_images")
-
-
-@dataclasses.dataclass(frozen=True)
-class RaySettings:
-  """How a kind of scene turns pixels into rays.
-
-  Attributes:
-    convention: "opencv" or "opengl" camera axes.
-    ndc: map rays to normalised device coordinates (forward-facing scenes).
-    shift_to_plane: slide origins to the world plane z = 0 (DTU, pitfall P7).
-    near, far: ray bounds in units of t along the (unnormalised) direction;
-      None = use the record's own near/far.
-  """
-  convention: str
-  ndc: bool
-  shift_to_plane: bool
-  near: float | None
-  far: float | None
-
-
-SETTINGS: dict[str, RaySettings] = {
-    "dtu": RaySettings("opencv", ndc=False, shift_to_plane=True, near=0.5,
-                       far=3.5),
-    "llff": RaySettings("opengl", ndc=True, shift_to_plane=False, near=0.0,
-                        far=1.0),
-    "blender": RaySettings("opengl", ndc=False, shift_to_plane=False, near=None,
-                           far=None),
-}
-
-
-def _settings(kind: str) -> RaySettings:
-  if kind not in SETTINGS:
-    raise errors.InputError(f"kind must be one of {KINDS}; received {kind!r}.")
-  return SETTINGS[kind]
-
-
-def _pixtocam(intrinsics) -> tf.Tensor:
-  """Inverse intrinsics [..., 3, 3], inverted in float64 then cast to float32."""
-  k = tf.cast(tf.convert_to_tensor(intrinsics), tf.float64)
-  return tf.cast(tf.linalg.inv(k), tf.float32)
-
-
-def _bounds(kind: str, near, far, shape) -> tuple[tf.Tensor, tf.Tensor]:
-  s = _settings(kind)
-  near = s.near if s.near is not None else near
-  far = s.far if s.far is not None else far
-  if near is None or far is None:
-    raise errors.InputError(f"Rays of kind {kind!r} need near and far from the record.")
-  near = tf.cast(near, tf.float32)
-  far = tf.cast(far, tf.float32)
-  return (tf.broadcast_to(near[..., None] if near.shape.rank else near, shape),
-          tf.broadcast_to(far[..., None] if far.shape.rank else far, shape))
-
-
-def view_rays(camtoworld, intrinsics, height: int, width: int, kind: str,
-              near: float | None = None, far: float | None = None
-              ) -> dict[str, tf.Tensor]:
-  """All rays of one view, as the release builds them (reference §1.2, §1.3).
-
-  Args:
-    camtoworld: [3, 4] camera-to-world matrix.
-    intrinsics: [3, 3] K in pixels of the rendered image.
-    height, width: image size in pixels (each ≥ 3); Python ints or int32
-      scalar tensors (checked in the graph then).
-    kind: "dtu", "llff" or "blender".
-    near, far: bounds, used only for kinds without fixed bounds (Blender).
-
-  Returns:
-    Ray dict; vector fields [height, width, 3], scalar fields [height, width, 1].
-  """
-  s = _settings(kind)
-  checks = []
-  if isinstance(height, (int, np.integer)) and isinstance(width,
-                                                          (int, np.integer)):
-    if height < 3 or width < 3:
-      raise errors.InputError(f"Images need at least 3×3 pixels for ray radii; "
-                       f"received {width}×{height}.")
-  else:  # tensors (e.g. inside an exported graph): check in the graph
-    height = tf.convert_to_tensor(height, tf.int32)
-    width = tf.convert_to_tensor(width, tf.int32)
-    checks = [tf.debugging.assert_greater_equal(
-        height, 3, message="Images need height >= 3 (ray radii use "
-        "neighbouring rows)"), tf.debugging.assert_greater_equal(
-            width, 3, message="Images need width >= 3 (ray radii use "
-            "neighbouring columns)")]
-  with tf.control_dependencies(checks):
-    x, y = camera.pixel_grid(height, width)
-  origins, directions, viewdirs = camera.pixels_to_rays(
-      x, y, _pixtocam(intrinsics), camtoworld, s.convention)
-  if s.ndc:
-    focal = tf.cast(tf.convert_to_tensor(intrinsics)[0, 0], tf.float32)
-    viewdirs = directions
-    origins, directions = camera.convert_to_ndc(origins, directions, focal,
-                                                width, height)
-    radii = camera.ndc_radii(origins)
-  else:
-    radii = camera.pixel_radii(directions)
-    if s.shift_to_plane:
-      origins = camera.shift_origins_to_plane(origins, directions, 0.0)
-  near_t, far_t = _bounds(kind, near, far, tf.shape(radii))
-  return {"origins": origins, "directions": directions, "viewdirs": viewdirs,
-          "radii": radii, "near": near_t, "far": far_t}
-
-
-def _neighbour_pair(coord: tf.Tensor, size) -> tf.Tensor:
-  """First pixel of the neighbour pair whose spacing sets the radius.
-
-  Pixel i uses the pair (i, i + 1); the last pixel (size - 1) uses the pair
-  (size - 3, size - 2). This is what ``camera.pixel_radii`` and
-  ``camera.ndc_radii`` compute on full images (mip-NeRF's
-  ``concatenate([dx, dx[-2:-1]])``).
-  """
-  size = tf.cast(size, coord.dtype)
-  return tf.where(coord >= size - 1.0, size - 3.0, coord)
-
-
-def rays_at_pixels(pix_x, pix_y, camtoworld, intrinsics, height, width,
-                   kind: str, near=None, far=None) -> dict[str, tf.Tensor]:
-  """Rays for individual pixels, equal to :func:`view_rays` at those pixels.
-
-  Args:
-    pix_x, pix_y: [...] integer-valued pixel column / row (float or int).
-    camtoworld: [..., 3, 4] per pixel (or broadcastable [3, 4]).
-    intrinsics: [..., 3, 3] per pixel (or broadcastable [3, 3]).
-    height, width: image size (scalars; ≥ 3).
-    kind: "dtu", "llff" or "blender".
-    near, far: [...] per-pixel bounds for kinds without fixed bounds.
-
-  Returns:
-    Ray dict; vector fields [..., 3], scalar fields [..., 1].
-  """
-  s = _settings(kind)
-  pix_x = tf.cast(pix_x, tf.float32)
-  pix_y = tf.cast(pix_y, tf.float32)
-  pixtocam = _pixtocam(intrinsics)
-  camtoworld = tf.convert_to_tensor(camtoworld, tf.float32)
-
-  def rays(x, y):
-    return camera.pixels_to_rays(x, y, pixtocam, camtoworld, s.convention)
-
-  origins, directions, viewdirs = rays(pix_x, pix_y)
-  row = _neighbour_pair(pix_y, height)
-  col = _neighbour_pair(pix_x, width)
-  if s.ndc:
-    focal = tf.cast(tf.convert_to_tensor(intrinsics)[..., 0, 0], tf.float32)
-
-    def ndc(x, y):
-      o, d, _ = rays(x, y)
-      return camera.convert_to_ndc(o, d, focal, width, height)
-
-    viewdirs = directions
-    origins, directions = ndc(pix_x, pix_y)
-    dy = tf.norm(ndc(pix_x, row)[0] - ndc(pix_x, row + 1.0)[0], axis=-1,
-                 keepdims=True)
-    dx = tf.norm(ndc(col, pix_y)[0] - ndc(col + 1.0, pix_y)[0], axis=-1,
-                 keepdims=True)
-    radii = 0.5 * (dx + dy) * camera.RADIUS_SCALE
-  else:
-    radii = tf.norm(rays(pix_x, row)[1] - rays(pix_x, row + 1.0)[1], axis=-1,
-                    keepdims=True) * camera.RADIUS_SCALE
-    if s.shift_to_plane:
-      origins = camera.shift_origins_to_plane(origins, directions, 0.0)
-  near_t, far_t = _bounds(kind, near, far, tf.shape(radii))
-  return {"origins": origins, "directions": directions, "viewdirs": viewdirs,
-          "radii": radii, "near": near_t, "far": far_t}
-
-
-# ----------------------------------------------------------------------------
-# Records → stacked views.
-# ----------------------------------------------------------------------------
 
 
 def _to_str(value: Any) -> str:
@@ -329,7 +146,7 @@ def make_train_dataset(source: tf.data.Dataset | Iterable[Mapping[str, Any]],
                      f"num_replicas ({num_replicas}).")
   views = load_views(source)
   kind = views["kind"]
-  _settings(kind)
+  scene_kinds.get(kind)
   num, height, width = views["images"].shape[:3]
   images = tf.constant(views["images"])
   camtoworlds = tf.constant(views["camtoworlds"])
@@ -350,9 +167,10 @@ def make_train_dataset(source: tf.data.Dataset | Iterable[Mapping[str, Any]],
     flat = tf.random.stateless_uniform([batch_size], pix_key, 0,
                                        height * width, tf.int32)
     pix_y, pix_x = flat // width, flat % width
-    rays = rays_at_pixels(pix_x, pix_y, tf.gather(camtoworlds, view),
-                          tf.gather(intrinsics, view), height, width, kind,
-                          tf.gather(near, view), tf.gather(far, view))
+    rays = rays_lib.rays_at_pixels(
+        pix_x, pix_y, tf.gather(camtoworlds, view),
+        tf.gather(intrinsics, view), height, width, kind,
+        tf.gather(near, view), tf.gather(far, view))
     rgb = tf.gather_nd(images, tf.stack([view, pix_y, pix_x], -1))
     return {"rays": rays, "rgb": tf.cast(rgb, tf.float32) / 255.0}
 
@@ -400,7 +218,6 @@ def training_stream(source: tf.data.Dataset | Iterable[Mapping[str, Any]],
   Returns:
     ``tf.data.Dataset`` of {"rays", "rgb"[, "patch_rays"]} batches.
   """
-  from regnerf_tf import unobserved  # pylint: disable=import-outside-toplevel
   t = config.train
   remaining = t.max_steps - start_step
   if not endless and remaining < 1:
@@ -447,8 +264,8 @@ def make_eval_dataset(source: tf.data.Dataset | Iterable[Mapping[str, Any]]
              "far": views["far"], "view_index": views["view_indices"]}
 
   def to_rays(view: dict[str, tf.Tensor]) -> dict[str, Any]:
-    rays = view_rays(view["camtoworld"], view["intrinsics"], height, width, kind,
-                     view["near"], view["far"])
+    rays = rays_lib.view_rays(view["camtoworld"], view["intrinsics"], height,
+                              width, kind, view["near"], view["far"])
     return {"rays": rays, "rgb": tf.cast(view["image"], tf.float32) / 255.0,
             "mask": tf.cast(view["mask"], tf.float32) / 255.0,
             "view_index": view["view_index"]}

@@ -22,9 +22,11 @@ import numpy as np
 
 from regnerf_tf import atomic
 from regnerf_tf import data as data_lib
+from regnerf_tf import rays as rays_lib
 from regnerf_tf import lpips_net
 from regnerf_tf import lpips_weights
 from regnerf_tf import metrics
+from regnerf_tf import training
 
 METRICS_FILE = "metrics.json"
 
@@ -44,7 +46,7 @@ def rendered_views(model, records: Sequence[dict], chunk: int | None = None,
   views = data_lib.load_views(records)
   height, width = views["images"].shape[1:3]
   for i, index in enumerate(views["view_indices"]):
-    rays = data_lib.view_rays(views["camtoworlds"][i], views["intrinsics"][i],
+    rays = rays_lib.view_rays(views["camtoworlds"][i], views["intrinsics"][i],
                               height, width, views["kind"], views["near"][i],
                               views["far"][i])
     if stride > 1:
@@ -102,7 +104,6 @@ def evaluate_run(model, records: Sequence[dict], output_dir: str, lpips=None,
   Returns:
     the report dict that was written.
   """
-  from regnerf_tf import training  # pylint: disable=import-outside-toplevel
   os.makedirs(output_dir, exist_ok=True)
   per_image = []
   scene = kind = None

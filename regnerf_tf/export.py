@@ -71,8 +71,11 @@ import tensorflow as tf
 
 from regnerf_tf import errors
 from regnerf_tf import data as data_lib
+from regnerf_tf import rays as rays_lib
 from regnerf_tf import render_paths
-from regnerf_tf.model import RAY_WIDTHS, render_in_chunks
+from regnerf_tf import scene_kinds
+from regnerf_tf.rays import RAY_WIDTHS
+from regnerf_tf.renderer import render_in_chunks
 
 METADATA = os.path.join("assets.extra", "regnerf_export.json")
 DEFAULT_MAX_PIXELS = 4096 * 4096  # render_image's default limit on H·W
@@ -142,16 +145,6 @@ _IMAGE_HINT = ("the camera is probably far outside the scene; send one "
 _IMAGE_RAYS_MESSAGE = (
     "render_image: this camera gives rays whose {field} are not finite (NaN "
     "or inf); {hint}")
-_IMAGE_RAYS_HINTS = {
-    "dtu": ("DTU rays start where they cross the world plane z = 0, so no "
-            "pixel's ray may be parallel to it: point the camera at the "
-            "scene, like the `cameras` signature's train_camtoworld"),
-    "llff": ("LLFF rays are mapped to NDC through the plane z = -1, so no "
-             "pixel's ray may be parallel to it: point the camera forward, "
-             "like the `cameras` signature's train_camtoworld"),
-    "blender": ("send a camera near the scene, like the `cameras` "
-                "signature's train_camtoworld"),
-}
 
 
 def _finite_outputs(outputs: dict[str, tf.Tensor], where: str,
@@ -189,10 +182,8 @@ def image_rays(camtoworld, intrinsics, height, width, kind: str,
   Returns:
     Ray dict; vector fields [H, W, 3], scalar fields [H, W, 1].
   """
-  s = data_lib.SETTINGS[kind]
-  if s.near is None and (near is None or far is None):
-    raise errors.InputError(f"Rays of kind {kind!r} need near and far.")
-  return data_lib.view_rays(camtoworld, intrinsics,
+  near, far = scene_kinds.get(kind).ray_bounds(near, far)
+  return rays_lib.view_rays(camtoworld, intrinsics,
                             tf.convert_to_tensor(height, tf.int32),
                             tf.convert_to_tensor(width, tf.int32), kind,
                             near, far)
@@ -207,7 +198,7 @@ class _Renderer(tf.Module):
     super().__init__(name="regnerf_renderer")
     self._cameras = dict(cameras or {})
     self.model = model
-    self._kind = kind
+    self._kind = scene_kinds.get(kind)
     self._near = near
     self._far = far
     self._chunk = int(chunk)
@@ -223,8 +214,8 @@ class _Renderer(tf.Module):
 
   def _camera_info(self):
     """What a client needs to ask for a view (no inputs)."""
-    s = data_lib.SETTINGS[self._kind]
-    info = {"kind": tf.constant(self._kind),
+    s = self._kind
+    info = {"kind": tf.constant(s.name),
             "convention": tf.constant(s.convention),
             "ndc": tf.constant(s.ndc),
             "near": tf.constant(self._near if self._near is not None
@@ -321,7 +312,7 @@ class _Renderer(tf.Module):
     h, w = inputs["height"], inputs["width"]
     flat = {k: tf.debugging.assert_all_finite(
         tf.reshape(rays[k], [-1, RAY_WIDTHS[k]]), _IMAGE_RAYS_MESSAGE.format(
-            field=k, hint=_IMAGE_RAYS_HINTS[self._kind])) for k in RAY_WIDTHS}
+            field=k, hint=self._kind.nonfinite_hint)) for k in RAY_WIDTHS}
     out = self._render_flat(flat)
     out = _finite_outputs({"image": out["rgb"], "depth": out["depth"]},
                           "render_image", _IMAGE_HINT)
@@ -331,11 +322,8 @@ class _Renderer(tf.Module):
 
 
 def _resolve_bounds(kind: str, near, far) -> tuple[float | None, float | None]:
-  if kind not in data_lib.SETTINGS:
-    raise errors.InputError(f"kind must be one of {data_lib.KINDS}; received "
-                     f"{kind!r}.")
-  s = data_lib.SETTINGS[kind]
-  if s.near is not None:
+  s = scene_kinds.get(kind)
+  if s.fixed_bounds:
     for given, fixed, name in ((near, s.near, "near"), (far, s.far, "far")):
       if given is not None and not np.isclose(float(given), fixed):
         raise errors.InputError(f"{kind!r} rays always use {name}={fixed}; received "
@@ -387,9 +375,8 @@ def serving_cameras(scene, path_frames: int = 60) -> dict[str, np.ndarray]:
   info["world_transform"] = np.asarray(
       first.get("world_transform", np.eye(4)), np.float32).reshape(4, 4)
   cams = data_lib.scene_cameras(scene.train)
-  info["render_path"] = render_paths.spiral_for_kind(
-      scene.kind, cams["camtoworlds"], cams["bounds"],
-      path_frames).astype(np.float32)
+  info["render_path"] = scene_kinds.get(scene.kind).render_path(
+      cams["camtoworlds"], cams["bounds"], path_frames).astype(np.float32)
   # The path's camera: the mean of the cameras' inverse intrinsics.
   info["render_path_intrinsics"] = np.linalg.inv(np.mean(np.linalg.inv(
       cams["intrinsics"].astype(np.float64)), axis=0)).astype(np.float32)

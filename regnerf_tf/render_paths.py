@@ -109,26 +109,6 @@ def orbit(camtoworlds: np.ndarray, n_frames: int = DEFAULT_FRAMES,
   return path
 
 
-def spiral_for_kind(kind: str, camtoworlds: np.ndarray,
-                    bounds: np.ndarray | None = None,
-                    n_frames: int = DEFAULT_FRAMES) -> np.ndarray:
-  """The release's render path for a scene kind ("dtu", "llff", "blender").
-
-  Returns:
-    [n_frames, 3, 4] float64 camera-to-world matrices in the records' axes.
-  """
-  if kind == "dtu":
-    return dtu_spiral(camtoworlds, n_frames)
-  if kind == "llff":
-    if bounds is None:
-      raise errors.InputError("The LLFF spiral needs the scene's near/far bounds.")
-    return llff_spiral(camtoworlds, bounds, n_frames)
-  if kind == "blender":
-    return orbit(camtoworlds, n_frames)
-  raise errors.InputError("kind must be 'dtu', 'llff' or 'blender'; received "
-                   f"{kind!r}.")
-
-
 _EXAMPLE = "[[[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], ...]"
 ROTATION_TOLERANCE = 1e-3
 

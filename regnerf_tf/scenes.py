@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from regnerf_tf import errors
+from regnerf_tf import scene_kinds
 from regnerf_tf import synthetic
 from regnerf_tf.datasets import image_ops, readers, splits
 
@@ -32,7 +33,8 @@ class Scene:
 
   Attributes:
     name: scene name.
-    kind: record kind ("dtu", "llff", "blender").
+    kind: the records' kind, a name of :data:`regnerf_tf.scene_kinds.KINDS`
+      ("dtu", "llff", "blender"); :attr:`scene_kind` is its record.
     train: records of the input views.
     test: records of the held-out views (may be empty).
 
@@ -43,6 +45,12 @@ class Scene:
   kind: str
   train: list[dict]
   test: list[dict]
+
+  @property
+  def scene_kind(self) -> scene_kinds.SceneKind:
+    """How this scene's cameras and rays behave (bounds, NDC, pose sampler,
+    render path)."""
+    return scene_kinds.get(self.kind)
 
 
 def _select(records: Sequence[dict], indices: Sequence[int], what: str
@@ -73,6 +81,21 @@ def check_disjoint(train_views: Sequence[int], test_views: Sequence[int],
         "the model trained on measures memorisation, not novel views. Choose "
         "input views outside the held-out ones, or allow it on purpose "
         "(allow_overlap=True, --allow_view_overlap) for an experiment.")
+
+
+# The canonical split belongs to the layout (the dataset a scene comes from),
+# not to its kind: a COLMAP capture of an object is of kind "blender" but has
+# no test split of its own, so it gets LLFF's. Per layout: (train view indices
+# from (number of views, n_views), held-out view indices from the number of
+# views). Blender scenes have their own train/test files (see from_folder).
+CANONICAL_SPLITS = {
+    "dtu": (lambda num, n: splits.dtu_train_views(n),
+            lambda num: [i for i in splits.dtu_test_views() if i < num]),
+    "llff": (splits.llff_train_views, splits.llff_test_views),
+}
+CANONICAL_SPLITS.update({"dtu_idr": CANONICAL_SPLITS["dtu"],
+                         "colmap": CANONICAL_SPLITS["llff"],
+                         "transforms": CANONICAL_SPLITS["llff"]})
 
 
 def from_folder(path: str, n_views: int = 3,
@@ -138,21 +161,12 @@ def from_folder(path: str, n_views: int = 3,
             else test_all)
     return Scene(str(train[0]["scene"]), "blender", train, test)
   records = readers.from_directory(path, **options)
-  kind = str(records[0]["kind"])
+  kind = scene_kinds.get(records[0]["kind"]).name
+  canonical_train, canonical_test = CANONICAL_SPLITS[fmt]
   if train_views is None:
-    if kind == "dtu":
-      train_views = splits.dtu_train_views(n_views)
-    elif kind == "llff" or fmt in readers.CAPTURE_FORMATS:
-      train_views = splits.llff_train_views(len(records), n_views)
-    else:
-      train_views = list(range(n_views))
+    train_views = canonical_train(len(records), n_views)
   if test_views is None:
-    if kind == "dtu":
-      test_views = [i for i in splits.dtu_test_views() if i < len(records)]
-    elif kind == "llff" or fmt in readers.CAPTURE_FORMATS:
-      test_views = splits.llff_test_views(len(records))
-    else:
-      test_views = [i for i in range(len(records)) if i not in train_views]
+    test_views = canonical_test(len(records))
   check_disjoint(train_views, test_views, allow_overlap)
   return Scene(str(records[0]["scene"]), kind,
                _select(records, train_views, "train_views"),

@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 
 from regnerf_tf import camera
+from regnerf_tf import scene_kinds
 
 TEXTURES = ("astronaut", "chelsea", "coffee")
 NEAR, FAR = 1.5, 6.0
@@ -212,7 +213,7 @@ def make_records(num_views: int = 12, height: int = 60, width: int = 80,
         "intrinsics": k.astype(np.float32),
         "near": np.float32(NEAR), "far": np.float32(FAR),
         "scene": "synthetic", "view_index": np.int32(i),
-        "file_name": f"view_{i:03d}.png", "kind": "blender",
+        "file_name": f"view_{i:03d}.png", "kind": scene_kinds.BLENDER.name,
         "scene_camtoworlds": opengl.astype(np.float32),
         "scene_intrinsics": np.tile(k, (num_views, 1, 1)).astype(np.float32),
         "scene_bounds": np.tile([[NEAR, FAR]], (num_views, 1)).astype(np.float32),

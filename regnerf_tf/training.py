@@ -31,6 +31,7 @@ from regnerf_tf import data as data_lib
 from regnerf_tf import distribute
 from regnerf_tf import losses
 from regnerf_tf import model as model_lib
+from regnerf_tf import rays as rays_lib
 from regnerf_tf import run_folder
 
 CONFIG = run_folder.CONFIG
@@ -240,7 +241,7 @@ def train(config: configs_lib.Config, train_records: Sequence[dict],
   preview = None
   if preview_record is not None:
     views = data_lib.load_views([preview_record])
-    rays = data_lib.view_rays(views["camtoworlds"][0], views["intrinsics"][0],
+    rays = rays_lib.view_rays(views["camtoworlds"][0], views["intrinsics"][0],
                               views["images"].shape[1], views["images"].shape[2],
                               views["kind"], views["near"][0], views["far"][0])
     preview = (rays, views["images"][0].astype(np.float32) / 255.0)

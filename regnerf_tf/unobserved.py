@@ -6,10 +6,9 @@ draws P patches of S×S pixels: every patch picks its own pose from the bank and
 its own top-left corner; pixels inside a patch are row-major, so reshaping the
 flat rays to [P, S, S] gives [patch, row, column].
 
-Object-centric scenes (DTU and the synthetic scene) use
-:func:`camera.sample_poses_around_object`; forward-facing scenes (LLFF) use
-:func:`camera.sample_forward_facing_poses`. OpenGL poses (Blender-style) are
-converted to OpenCV axes for the object-centric sampler and back.
+Which poses a scene gets is its kind's sampler
+(:meth:`regnerf_tf.scene_kinds.SceneKind.sample_poses`): around the object for
+object-centred scenes, in front of the cameras for forward-facing ones.
 """
 
 from __future__ import annotations
@@ -20,10 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from regnerf_tf import errors
-from regnerf_tf import camera
-from regnerf_tf import data as data_lib
-
-_FLIP_YZ = np.diag([1.0, -1.0, -1.0])
+from regnerf_tf import rays as rays_lib
+from regnerf_tf import scene_kinds
 
 
 def pose_bank(kind: str, camtoworlds: np.ndarray, bounds: np.ndarray | None,
@@ -32,7 +29,7 @@ def pose_bank(kind: str, camtoworlds: np.ndarray, bounds: np.ndarray | None,
   """Samples ``n`` unobserved camera-to-world poses for a scene.
 
   Args:
-    kind: "dtu", "llff" or "blender" (the record kind).
+    kind: the record kind (:mod:`regnerf_tf.scene_kinds`).
     camtoworlds: [M, 3, 4] all cameras of the scene, in the records' axes.
     bounds: [M, 2] near/far of every camera (used for LLFF).
     n: number of poses.
@@ -43,24 +40,9 @@ def pose_bank(kind: str, camtoworlds: np.ndarray, bounds: np.ndarray | None,
   Returns:
     float32 [n, 3, 4] poses in the same axes as ``camtoworlds``.
   """
-  rng = np.random.default_rng(seed)
-  camtoworlds = np.asarray(camtoworlds, np.float64)
-  if kind == "llff":
-    if bounds is None:
-      raise errors.InputError("LLFF pose sampling needs the scene's near/far bounds.")
-    poses = camera.sample_forward_facing_poses(camtoworlds, bounds, n, rng,
-                                               radius=radius)
-  elif kind == "dtu":
-    poses = camera.sample_poses_around_object(camtoworlds, n, rng, radius,
-                                              focus_jitter)
-  elif kind == "blender":
-    opencv = camtoworlds.copy()
-    opencv[:, :, :3] = camtoworlds[:, :, :3] @ _FLIP_YZ
-    poses = camera.sample_poses_around_object(opencv, n, rng, radius,
-                                              focus_jitter)
-    poses[:, :, :3] = poses[:, :, :3] @ _FLIP_YZ
-  else:
-    raise errors.InputError(f"kind must be 'dtu', 'llff' or 'blender'; received {kind!r}.")
+  poses = scene_kinds.get(kind).sample_poses(
+      camtoworlds, bounds, n, np.random.default_rng(seed), radius,
+      focus_jitter)
   return poses.astype(np.float32)
 
 
@@ -79,11 +61,11 @@ def make_patch_dataset(poses: np.ndarray, intrinsics: np.ndarray, height: int,
     intrinsics: [3, 3] K (the release uses the inverse of the mean K⁻¹ of
       all the scene's cameras).
     height, width: image size of the unobserved views.
-    kind: record kind ("dtu", "llff", "blender").
+    kind: record kind (:mod:`regnerf_tf.scene_kinds`).
     patch_size: S.
     num_patches: P patches per step (global).
     seed: integer seed.
-    near, far: ray bounds for kinds without fixed bounds (Blender).
+    near, far: ray bounds for kinds without fixed bounds.
     start_step: index of the first element.
 
   Returns:
@@ -116,7 +98,7 @@ def make_patch_dataset(poses: np.ndarray, intrinsics: np.ndarray, height: int,
     n = num_patches * s * s
     near_t = None if near is None else tf.fill([n], float(near))
     far_t = None if far is None else tf.fill([n], float(far))
-    return data_lib.rays_at_pixels(pix_x, pix_y, c2w, k_t, height, width, kind,
+    return rays_lib.rays_at_pixels(pix_x, pix_y, c2w, k_t, height, width, kind,
                                    near_t, far_t)
 
   return tf.data.Dataset.counter(start_step).map(
@@ -147,10 +129,7 @@ def scene_patch_dataset(cameras: dict[str, Any], kind: str, height: int,
   # The release averages the inverse intrinsics (pixtocam) of all cameras.
   k_mean = np.linalg.inv(np.mean(np.linalg.inv(
       np.asarray(cameras["intrinsics"], np.float64)), axis=0))
-  near = far = None
-  if kind == "blender":
-    bounds = np.asarray(cameras["bounds"], np.float32)
-    near, far = float(bounds[:, 0].min()), float(bounds[:, 1].max())
+  near, far = scene_kinds.get(kind).patch_bounds(cameras["bounds"])
   s = config.reg.patch_size
   num_patches = config.train.patch_batch_size // (s * s)
   dataset = make_patch_dataset(bank, k_mean, height, width, kind, s,

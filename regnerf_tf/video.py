@@ -15,9 +15,16 @@ import importlib.util
 import os
 from typing import Any, Sequence
 
+import imageio.v2 as imageio
+import keras
 import numpy as np
 
+from regnerf_tf import atomic
+from regnerf_tf import data
 from regnerf_tf import errors
+from regnerf_tf import rays as rays_lib
+from regnerf_tf import render_paths
+from regnerf_tf import scene_kinds
 
 VIDEO_EXTENSIONS = (".mp4", ".gif")
 
@@ -74,23 +81,21 @@ def render_frames(model, poses: np.ndarray, intrinsics: np.ndarray,
     poses: [F, 3, 4] camera-to-world matrices in the scene's axes.
     intrinsics: [3, 3] K of the rendered image.
     height, width: image size.
-    kind: "dtu", "llff" or "blender".
-    near, far: ray bounds for "blender".
+    kind: the scene kind (:mod:`regnerf_tf.scene_kinds`).
+    near, far: ray bounds for kinds without fixed ones.
     chunk: rays per chunk (default: the model's ``train.render_chunk``).
     verbose: show a progress bar.
 
   Returns:
     (uint8 colour frames [H, W, 3], float32 depth maps [H, W]).
   """
-  import keras  # pylint: disable=import-outside-toplevel
-  from regnerf_tf import data  # pylint: disable=import-outside-toplevel
   poses = np.asarray(poses, np.float32)
   bar = keras.utils.Progbar(len(poses), unit_name="frame",
                             verbose=1 if verbose else 0)
   colours, depths = [], []
   for i, pose in enumerate(poses):
-    rays = data.view_rays(pose[:3, :4], intrinsics, height, width, kind, near,
-                          far)
+    rays = rays_lib.view_rays(pose[:3, :4], intrinsics, height, width, kind,
+                              near, far)
     out = model.render_chunked(rays, chunk)
     rgb = np.clip(out["rgb"].numpy(), 0.0, 1.0)
     colours.append(np.round(rgb * 255.0).astype(np.uint8))
@@ -122,8 +127,6 @@ def write_video(path: str, frames: Sequence[np.ndarray], fps: float = 30.0
                      f"{path!r}.")
   if not frames:
     raise errors.InputError("No frames to write.")
-  import imageio.v2 as imageio  # pylint: disable=import-outside-toplevel
-  from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
   if ext == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
     raise RuntimeError(
         "Writing .mp4 needs the imageio-ffmpeg package (pip install "
@@ -150,7 +153,6 @@ def scene_view_setup(scene, scale: float = 1.0) -> dict[str, Any]:
   The intrinsics are the inverse of the mean K⁻¹ of all the scene's cameras
   (as the release renders its path), with the image scaled by ``scale``.
   """
-  from regnerf_tf import data  # pylint: disable=import-outside-toplevel
   if scale <= 0:
     raise errors.InputError(f"scale must be > 0; received {scale}.")
   record = scene.train[0]
@@ -171,10 +173,9 @@ def scene_view_setup(scene, scale: float = 1.0) -> dict[str, Any]:
 def camera_path(setup: dict[str, Any], path: str = "spiral",
                 frames: int = 240) -> np.ndarray:
   """``spiral`` (the kind's default path) or a JSON file of matrices."""
-  from regnerf_tf import render_paths  # pylint: disable=import-outside-toplevel
   if path == "spiral":
-    return render_paths.spiral_for_kind(setup["kind"], setup["camtoworlds"],
-                                        setup["bounds"], frames)
+    return scene_kinds.get(setup["kind"]).render_path(
+        setup["camtoworlds"], setup["bounds"], frames)
   return render_paths.path_from_json(path)
 
 

@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from regnerf_tf import camera
+from regnerf_tf import rays as rays_lib
 from regnerf_tf import data
 
 H, W = 6, 8
@@ -32,7 +33,7 @@ def _records(kind: str, num: int = 3, scene: str = "toy") -> list[dict]:
 def test_view_rays_dtu_closed_form():
   c2w = np.concatenate([np.eye(3), [[0.0], [0.0], [-2.0]]], 1)
   k = camera.intrinsic_matrix(4.0, 4.0, 4.0, 3.0)
-  rays = data.view_rays(c2w, k, H, W, "dtu")
+  rays = rays_lib.view_rays(c2w, k, H, W, "dtu")
   d = rays["directions"].numpy()
   np.testing.assert_allclose(d[..., 2], 1.0)  # OpenCV: camera z component 1.
   np.testing.assert_allclose(d[2, 5, :2], [(5.5 - 4) / 4, (2.5 - 3) / 4])
@@ -50,7 +51,7 @@ def test_view_rays_dtu_closed_form():
 def test_view_rays_llff_ndc_closed_form():
   c2w = np.concatenate([np.eye(3), np.zeros((3, 1))], 1)
   k = camera.intrinsic_matrix(3.0, 3.0, 2.5, 2.5)
-  rays = data.view_rays(c2w, k, 5, 5, "llff")
+  rays = rays_lib.view_rays(c2w, k, 5, 5, "llff")
   # The centre pixel looks straight down -z: NDC origin (0, 0, -1), direction
   # (0, 0, 2); its viewdir is the unnormalised world direction (0, 0, -1).
   np.testing.assert_allclose(rays["origins"].numpy()[2, 2], [0, 0, -1], atol=1e-6)
@@ -68,12 +69,12 @@ def test_view_rays_llff_ndc_closed_form():
 @pytest.mark.parametrize("kind", ["dtu", "llff", "blender"])
 def test_rays_at_pixels_equals_view_rays(kind):
   r = _records(kind)[1]
-  full = data.view_rays(r["camtoworld"], r["intrinsics"], H, W, kind, r["near"],
+  full = rays_lib.view_rays(r["camtoworld"], r["intrinsics"], H, W, kind, r["near"],
                         r["far"])
   yy, xx = np.mgrid[0:H, 0:W]
-  per = data.rays_at_pixels(xx, yy, r["camtoworld"], r["intrinsics"], H, W, kind,
+  per = rays_lib.rays_at_pixels(xx, yy, r["camtoworld"], r["intrinsics"], H, W, kind,
                             np.full((H, W), r["near"]), np.full((H, W), r["far"]))
-  for field in data.RAY_FIELDS:
+  for field in rays_lib.RAY_FIELDS:
     np.testing.assert_allclose(per[field].numpy(), full[field].numpy(), rtol=1e-5,
                                atol=1e-6, err_msg=field)
   if kind == "blender":
@@ -97,8 +98,8 @@ def test_train_batches_match_their_pixels(kind):
   assert len(set(view)) > 1  # all_images mixes views.
   c2w = np.stack([records[v]["camtoworld"] for v in view])
   k = np.stack([records[v]["intrinsics"] for v in view])
-  expected = data.rays_at_pixels(x, y, c2w, k, H, W, kind)
-  for field in data.RAY_FIELDS:
+  expected = rays_lib.rays_at_pixels(x, y, c2w, k, H, W, kind)
+  for field in rays_lib.RAY_FIELDS:
     np.testing.assert_allclose(batch["rays"][field], expected[field].numpy(),
                                rtol=1e-5, atol=1e-6, err_msg=field)
 
@@ -145,4 +146,4 @@ def test_bad_inputs_raise():
   with pytest.raises(ValueError, match="empty"):
     data.load_views([])
   with pytest.raises(ValueError, match="kind"):
-    data.view_rays(np.eye(3, 4), np.eye(3), H, W, "colmap")
+    rays_lib.view_rays(np.eye(3, 4), np.eye(3), H, W, "colmap")

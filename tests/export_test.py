@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from regnerf_tf import configs, data, errors, export, scenes
+from regnerf_tf import rays as rays_lib
 from regnerf_tf import model as model_lib
 
 HEIGHT, WIDTH = 12, 16
@@ -29,7 +30,7 @@ def exported(tmp_path_factory):
   path = str(tmp_path_factory.mktemp("export") / "saved")
   export.export_saved_model(model, path, "blender", near=near, far=far,
                             chunk=CHUNK)
-  rays = data.view_rays(record["camtoworld"], record["intrinsics"], HEIGHT,
+  rays = rays_lib.view_rays(record["camtoworld"], record["intrinsics"], HEIGHT,
                         WIDTH, "blender", near, far)
   flat = {k: tf.reshape(v, [-1, v.shape[-1]]).numpy() for k, v in rays.items()}
   reference = {k: v.numpy() for k, v in model(flat).items()}
@@ -86,11 +87,11 @@ def test_image_rays_equal_view_rays(kind):
   if kind == "dtu":  # an OpenCV camera above the z = 0 plane looking down it
     c2w = np.array([[1, 0, 0, 0.1], [0, 1, 0, -0.2], [0, 0, 1, -1.0]],
                    np.float32)
-  expected = data.view_rays(c2w, k, HEIGHT, WIDTH, kind, 1.5, 6.0)
+  expected = rays_lib.view_rays(c2w, k, HEIGHT, WIDTH, kind, 1.5, 6.0)
   got = tf.function(lambda c, kk, h, w: export.image_rays(
       c, kk, h, w, kind, 1.5, 6.0))(tf.constant(c2w), tf.constant(k),
                                     tf.constant(HEIGHT), tf.constant(WIDTH))
-  for field in data.RAY_FIELDS:
+  for field in rays_lib.RAY_FIELDS:
     np.testing.assert_allclose(got[field].numpy(), expected[field].numpy(),
                                atol=1e-6, rtol=1e-6, err_msg=field)
 
@@ -267,7 +268,7 @@ def test_cameras_signature_lets_a_client_ask_for_held_out_views(tmp_path):
   np.testing.assert_allclose(out["path"], cameras["render_path"])
   # The held-out view the client asked for is the model's rendering of it.
   test = scene.test[0]
-  rays = data.view_rays(test["camtoworld"], test["intrinsics"], HEIGHT, WIDTH,
+  rays = rays_lib.view_rays(test["camtoworld"], test["intrinsics"], HEIGHT, WIDTH,
                         "blender", float(test["near"]), float(test["far"]))
   flat = {k: tf.reshape(v, [-1, v.shape[-1]]) for k, v in rays.items()}
   np.testing.assert_allclose(out["view"].reshape(-1, 3),

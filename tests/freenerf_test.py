@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from regnerf_tf import configs, layers, losses, mip, model as model_lib
-from regnerf_tf import data, scenes, training
+from regnerf_tf import data, optimization, scenes, training
 from regnerf_tf.cli import train as train_cli
 from tests import training_test
 from tests.model_test import make_batch, make_rays
@@ -276,7 +276,8 @@ def test_both_terms_reach_tensorboard_with_the_expected_values(full_run, scene):
     batch = next(iter(data.training_stream(scene.train, cfg,
                                            start_step=step - 1)))
     terms = model.compute_losses(batch, tf.constant(step, tf.int64),
-                                 model._step_seed(step, 0))
+                                 optimization.step_seed(
+                                     model.config.train.seed, step, 0))
     assert logged["occlusion"][step] == pytest.approx(
         float(terms["occlusion"]), rel=1e-4)
     assert logged["loss"][step] == pytest.approx(float(terms["loss"]),

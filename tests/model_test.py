@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from regnerf_tf import configs, losses, model as model_lib, sampling
+from regnerf_tf import objective, renderer
 
 TINY = {"model.net_depth": 2, "model.net_width": 16, "model.skip_layer": 0,
         "model.net_width_viewdirs": 8, "model.num_samples": 8,
@@ -84,9 +85,9 @@ def test_compute_losses_composition():
   step = tf.constant(7, tf.int64)
   terms = model.compute_losses(batch, step, seed)
   ray_seed, patch_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-  rays = model._anneal(batch["rays"], step)
+  rays = objective.anneal(batch["rays"], step, cfg.reg)
   outs = model.render_rays(rays, True, ray_seed)
-  prays = model._anneal(batch["patch_rays"], step)
+  prays = objective.anneal(batch["patch_rays"], step, cfg.reg)
   pouts = model.render_rays(prays, True, patch_seed)
   c = [float(losses.color_loss(o["rgb"], batch["rgb"])) for o in outs]
   tv = [float(losses.depth_tv(tf.reshape(o["depth"], [-1, 4, 4]),
@@ -125,7 +126,8 @@ def test_appearance_term_uses_the_frozen_prior():
   seed = tf.constant([1, 2], tf.int64)
   terms = model.compute_losses(batch, tf.constant(3, tf.int64), seed)
   _, patch_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-  prays = model._anneal(batch["patch_rays"], tf.constant(3, tf.int64))
+  prays = objective.anneal(batch["patch_rays"], tf.constant(3, tf.int64),
+                          model.config.reg)
   patches = tf.reshape(model.render_rays(prays, True, patch_seed)[-1]["rgb"],
                        [-1, 4, 4, 3])
   expected = float(tf.reduce_mean(prior.patch_nll(patches)))
@@ -146,7 +148,8 @@ def test_appearance_hinge_ignores_patches_below_the_floor():
   plain = model_lib.build_model(tiny_config(**{"reg.appearance_weight": 0.5}),
                                 patch_prior=prior)
   _, patch_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-  prays = plain._anneal(batch["patch_rays"], tf.constant(3, tf.int64))
+  prays = objective.anneal(batch["patch_rays"], tf.constant(3, tf.int64),
+                          plain.config.reg)
   patches = tf.reshape(plain.render_rays(prays, True, patch_seed)[-1]["rgb"],
                        [-1, 4, 4, 3])
   nll = prior.patch_nll(patches).numpy()
@@ -317,7 +320,7 @@ def test_mlp_keeps_the_leading_shape_of_its_samples():
     (1024, 32768, 1024), (1025, 32768, 2048), (20000, 32768, 32768),
     (32768, 32768, 32768), (10, 16, 16), (3000, 4096, 4096)])
 def test_short_pieces_are_padded_to_the_smallest_bucket(n, chunk, expected):
-  assert model_lib.padded_chunk(n, chunk) == expected
+  assert renderer.padded_chunk(n, chunk) == expected
 
 
 def test_chunked_rendering_pads_short_pieces_to_a_bucket(monkeypatch):
@@ -330,6 +333,6 @@ def test_chunked_rendering_pads_short_pieces_to_a_bucket(monkeypatch):
                      lambda part: seen.append(int(part["origins"].shape[0]))
                      or fn(part))
   small = model.render_chunked(rays, chunk=4096)  # 50 rays: one short piece
-  assert seen == [model_lib.padded_chunk(50, 4096)] == [1024]
+  assert seen == [renderer.padded_chunk(50, 4096)] == [1024]
   for k in ("rgb", "depth", "acc"):
     np.testing.assert_allclose(small[k].numpy(), full[k].numpy(), atol=1e-6)

@@ -13,6 +13,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from regnerf_tf import configs, scenes, training, video
+from regnerf_tf import rays as rays_lib
 from regnerf_tf.cli import export as export_cli
 from regnerf_tf.cli import render as render_cli
 
@@ -117,7 +118,7 @@ def test_export_cli(run_dir, tmp_path):
       height=tf.constant(HEIGHT), width=tf.constant(WIDTH))
   model = training.load_run(run_dir)
   from regnerf_tf import data  # pylint: disable=import-outside-toplevel
-  rays = data.view_rays(record["camtoworld"], record["intrinsics"], HEIGHT,
+  rays = rays_lib.view_rays(record["camtoworld"], record["intrinsics"], HEIGHT,
                         WIDTH, "blender", record["near"], record["far"])
   ref = model.render_chunked(rays, 256)
   np.testing.assert_allclose(out["image"].numpy(), ref["rgb"].numpy(),

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from regnerf_tf import camera, render_paths
+from regnerf_tf import camera, render_paths, scene_kinds
 
 
 def _object_cameras(n: int = 12, seed: int = 0) -> tuple[np.ndarray,
@@ -93,15 +93,20 @@ def test_orbit_is_flipped_dtu_spiral():
                              atol=1e-12)
 
 
-def test_spiral_for_kind_and_counts():
+def test_kind_render_paths_and_counts():
   poses, _ = _object_cameras()
   for n in (1, 7, 240):
-    assert render_paths.spiral_for_kind("dtu", poses, n_frames=n).shape == (
-        n, 3, 4)
+    assert scene_kinds.DTU.render_path(poses, n_frames=n).shape == (n, 3, 4)
+  np.testing.assert_array_equal(
+      scene_kinds.get("dtu").render_path(poses, None, 9),
+      render_paths.dtu_spiral(poses, 9))
+  np.testing.assert_array_equal(
+      scene_kinds.BLENDER.render_path(poses, None, 9),
+      render_paths.orbit(poses, 9))
   with pytest.raises(ValueError, match="bounds"):
-    render_paths.spiral_for_kind("llff", _forward_cameras(), None, 5)
+    scene_kinds.LLFF.render_path(_forward_cameras(), None, 5)
   with pytest.raises(ValueError, match="kind"):
-    render_paths.spiral_for_kind("nerf", poses, None, 5)
+    scene_kinds.get("nerf")
   with pytest.raises(ValueError, match="n_frames"):
     render_paths.dtu_spiral(poses, 0)
   with pytest.raises(ValueError, match=r"\[N, 3, 4\]"):

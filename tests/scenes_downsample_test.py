@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from regnerf_tf import data as data_lib, errors, scenes
+from regnerf_tf import rays as rays_lib
 
 
 def _scene_with_mask():
@@ -35,9 +36,9 @@ def test_images_are_block_means_and_rays_pass_block_centres(factor):
   np.testing.assert_array_equal(after["mask"][..., 0] == 255, full)
   # Camera directions are affine in pixel coordinates, so the ray through a
   # new pixel's centre is the mean of the rays through its block's pixels.
-  rays = data_lib.view_rays(before["camtoworld"], before["intrinsics"], 24, 32,
+  rays = rays_lib.view_rays(before["camtoworld"], before["intrinsics"], 24, 32,
                             "blender", before["near"], before["far"])
-  small_rays = data_lib.view_rays(after["camtoworld"], after["intrinsics"], h,
+  small_rays = rays_lib.view_rays(after["camtoworld"], after["intrinsics"], h,
                                   w, "blender", after["near"], after["far"])
   d = rays["directions"].numpy().reshape(h, factor, w, factor, 3).mean((1, 3))
   np.testing.assert_allclose(small_rays["directions"].numpy(), d, atol=1e-5)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from regnerf_tf import data, synthetic
+from regnerf_tf import rays as rays_lib
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def test_records_have_reader_fields(records):
 def test_depth_along_pipeline_rays_hits_the_surfaces(records):
   scene = synthetic.SyntheticScene()
   for r in records:
-    rays = data.view_rays(r["camtoworld"], r["intrinsics"], 30, 40, "blender",
+    rays = rays_lib.view_rays(r["camtoworld"], r["intrinsics"], 30, 40, "blender",
                           r["near"], r["far"])
     points = (rays["origins"].numpy()
               + r["depth"][..., None] * rays["directions"].numpy())

@@ -250,7 +250,7 @@ def test_load_run_restores_the_trained_model(tmp_path, scene):
   assert loaded.config == cfg
   assert training.current_step(loaded) == 4
   rays = {k: v[:1, :8] for k, v in
-          __import__("regnerf_tf.data", fromlist=["x"]).view_rays(
+          __import__("regnerf_tf.rays", fromlist=["x"]).view_rays(
               scene.test[0]["camtoworld"], scene.test[0]["intrinsics"], 24, 32,
               "blender", 1.5, 6.0).items()}
   np.testing.assert_allclose(loaded(rays)["rgb"].numpy(),

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from regnerf_tf import camera, configs, data, synthetic, unobserved
+from regnerf_tf import rays as rays_lib
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_patch_rays_are_windows_of_full_view_rays(records):
                                      near=1.5, far=6.0)
   patch = next(iter(ds))
   assert patch["origins"].shape == (p * s * s, 3)
-  full = data.view_rays(bank[0], k, 24, 32, "blender", 1.5, 6.0)
+  full = rays_lib.view_rays(bank[0], k, 24, 32, "blender", 1.5, 6.0)
   dirs = full["directions"].numpy()
   patch_dirs = patch["directions"].numpy().reshape(p, s, s, 3)
   for i in range(p):

@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from regnerf_tf import errors
+from regnerf_tf import scene_kinds
 from regnerf_tf.datasets import builder_utils
 from regnerf_tf.datasets import readers
 from regnerf_tf.datasets import splits
@@ -78,8 +79,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             factor=config.factor,
             train_views=splits.dtu_train_views(config.num_views),
             test_views=splits.dtu_test_views(),
-            camera_convention="opencv", near=readers.DTU_NEAR,
-            far=readers.DTU_FAR),
+            camera_convention=scene_kinds.DTU.convention,
+            near=scene_kinds.DTU.near, far=scene_kinds.DTU.far),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):

@@ -9,6 +9,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from regnerf_tf import errors
+from regnerf_tf import scene_kinds
 from regnerf_tf.datasets import builder_utils
 from regnerf_tf.datasets import readers
 from regnerf_tf.datasets import splits
@@ -57,7 +58,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         metadata=tfds.core.MetadataDict(
             num_views=config.num_views, resize=config.resize,
             factor=config.factor, llff_hold=splits.LLFF_HOLD,
-            camera_convention="opengl", ndc=True),
+            camera_convention=scene_kinds.LLFF.convention,
+            ndc=scene_kinds.LLFF.ndc),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):

@@ -14,6 +14,7 @@ import tensorflow_datasets as tfds
 
 import regnerf_tf.datasets  # noqa: F401  (registers the builders)
 from regnerf_tf import data
+from regnerf_tf import rays as rays_lib
 from regnerf_tf.datasets import readers
 from regnerf_tf.datasets import splits
 
@@ -75,7 +76,7 @@ def test_scan24_object_centre_projects_inside_training_masks(scan24_records):
     x, y = (pix[:2] / pix[2]).astype(int)
     assert pix[2] > 0 and r["mask"][y, x, 0] == 255, (view, x, y)
     # The object lies between near and far along the shifted rays.
-    rays = data.rays_at_pixels(x, y, r["camtoworld"], r["intrinsics"], 300, 400,
+    rays = rays_lib.rays_at_pixels(x, y, r["camtoworld"], r["intrinsics"], 300, 400,
                                "dtu")
     o, d = rays["origins"].numpy(), rays["directions"].numpy()
     t = np.dot(centre - o, d) / np.dot(d, d)
