@@ -113,6 +113,11 @@ FORMATS = ("llff", "dtu", "dtu_idr", "blender", "colmap", "transforms")
 
 CAPTURE_FORMATS = ("colmap", "transforms")  # layouts chosen from the cameras
 
+# The scene kind (regnerf_tf.scene_kinds) of every layout whose format fixes
+# it; a capture's kind comes from its cameras (forward-facing or not).
+FORMAT_KINDS = {"llff": "llff", "dtu": "dtu", "dtu_idr": "dtu",
+                "blender": "blender"}
+
 
 LISTED_FORMATS = ("llff", "dtu_idr")  # images paired with camera rows by order
 

@@ -127,8 +127,11 @@ def _step_of(prefix: str) -> int:
 def listed(workdir: str) -> list[str]:
   """Path prefixes of ``workdir``'s checkpoints, newest first.
 
-  From TensorFlow's list file; when that file is missing (deleted by hand),
-  from the ``.index`` files present.
+  From TensorFlow's list file; when that file is missing (deleted by hand,
+  or never written because the first save was interrupted), from the
+  ``.index`` files present, except those of a save still in progress (its
+  ``ckpt-<n>_temp`` folder is there: TensorFlow merges the ``.index`` from it
+  and deletes it when the checkpoint is complete).
   """
   directory = folder(workdir)
   if not os.path.isdir(directory):
@@ -145,6 +148,7 @@ def listed(workdir: str) -> list[str]:
   else:
     prefixes = [p[:-len(".index")] for p in
                 glob.glob(os.path.join(glob.escape(directory), f"{NAME}-*.index"))]
+    prefixes = [p for p in prefixes if not _interrupted(p)]
   prefixes = [p for p in prefixes if _NUMBERED.match(os.path.basename(p))]
   return sorted(prefixes, key=_step_of, reverse=True)
 
@@ -363,13 +367,19 @@ def _restore_legacy(model, path: str, with_optimizer: bool) -> int:
   return int(arrays["step"])
 
 
+def _interrupted(prefix: str) -> bool:
+  """Whether the save of ``prefix`` did not finish: its temporary folder is
+  still there."""
+  return bool(glob.glob(glob.escape(prefix) + "_temp*"))
+
+
 def unlisted(workdir: str) -> list[str]:
   """Names in ``checkpoints/`` of the pieces of unfinished saves: files and
   folders named like checkpoints (``ckpt-<n>…``) that TensorFlow's list does
-  not name (none when the list file itself is missing)."""
+  not name (:func:`listed`: without a list file, the complete ``.index``
+  files), so also the pieces of an interrupted first save."""
   directory = folder(workdir)
-  if not os.path.isdir(directory) or not os.path.exists(
-      os.path.join(directory, STATE)):
+  if not os.path.isdir(directory):
     return []
   keep = {os.path.basename(p) for p in listed(workdir)}
   names = []

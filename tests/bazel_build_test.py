@@ -25,7 +25,7 @@ THIRD_PARTY = {
     "tensorflow_probability": "tensorflow-probability", "tf_keras": "tf-keras",
     "etils": "etils", "imageio_ffmpeg": "imageio-ffmpeg",
     "hypothesis": "hypothesis", "matplotlib": "matplotlib",
-    "PIL": "pillow",
+    "PIL": "pillow", "ray": "ray",
 }
 HEADER = '''\
 # Bazel targets (rules_python, bzlmod): one py_library per module, one py_test

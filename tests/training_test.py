@@ -193,6 +193,37 @@ def test_leftovers_of_an_interrupted_save_are_removed(tmp_path, scene):
       "checkpoint", "ckpt-4.data-00000-of-00001", "ckpt-4.index", "notes.txt"]
 
 
+def test_a_kill_during_the_first_save_resumes_from_step_0(tmp_path, scene,
+                                                          capsys):
+  """Killed while TensorFlow merged the first checkpoint's index: no list
+  file yet, an empty ``ckpt-<n>.index`` beside its ``ckpt-<n>_temp`` folder.
+  That save never finished, so the run starts again from step 0 (found by a
+  sweep whose worker was killed right after the first checkpoint appeared)."""
+  cfg = configs.get_preset("dtu3_small", **{**TINY, "train.max_steps": 4})
+  reference = str(tmp_path / "reference")
+  training.train(cfg, scene.train, reference, verbose=False)
+  work = tmp_path / "run"
+  folder = work / "checkpoints"
+  folder.mkdir(parents=True)
+  (folder / "ckpt-2.data-00000-of-00001").write_bytes(b"\0" * 64)
+  (folder / "ckpt-2.index").write_bytes(b"")
+  (folder / "ckpt-2_temp").mkdir()
+  (folder / "ckpt-2_temp" / "part-00000-of-00001.index").write_bytes(b"x")
+  assert checkpoints.listed(str(work)) == []
+  assert checkpoints.latest_step(str(work)) is None
+  model = training.train(cfg, scene.train, str(work), verbose=False)
+  assert int(model.optimizer.iterations) == 4
+  assert not (folder / "ckpt-2_temp").exists()
+  a, b = checkpoint_arrays(reference), checkpoint_arrays(str(work))
+  for key in a:  # the same run as one never interrupted
+    np.testing.assert_allclose(a[key], b[key], atol=1e-5, err_msg=key)
+  # A complete checkpoint whose list file was deleted by hand still counts.
+  os.remove(folder / "checkpoint")
+  assert [os.path.basename(p) for p in checkpoints.listed(str(work))] == [
+      "ckpt-4"]
+  assert checkpoints.unlisted(str(work)) == []
+
+
 def test_an_old_npz_checkpoint_is_still_read(tmp_path, scene, capsys):
   cfg = tiny_preset()
   reference = str(tmp_path / "reference")
