@@ -386,6 +386,15 @@ def from_average_frame(c2w_avg: np.ndarray, offsets: np.ndarray) -> np.ndarray:
   return offsets @ c2w_avg[:3, :3].T + c2w_avg[:3, 3]
 
 
+def _sampling_box(poses: np.ndarray, n: int):
+  """(checked poses, average pose [4, 4], mean up [3], half-extents [3] of the
+  camera centres in the average pose's frame) for sampling ``n`` poses."""
+  if n < 1:
+    raise errors.InputError(f"n must be >= 1; received {n}.")
+  poses, c2w_avg, up = average_frame(poses)
+  return poses, c2w_avg, up, centre_extents(poses, c2w_avg)
+
+
 def sample_poses_around_object(poses: np.ndarray, n: int,
                                rng: np.random.Generator,
                                radius: float = 1.0,
@@ -408,10 +417,7 @@ def sample_poses_around_object(poses: np.ndarray, n: int,
   Returns:
     [n, 3, 4] float64 poses.
   """
-  if n < 1:
-    raise errors.InputError(f"n must be >= 1; received {n}.")
-  poses, c2w_avg, up = average_frame(poses)
-  half = centre_extents(poses, c2w_avg)
+  poses, c2w_avg, up, half = _sampling_box(poses, n)
   focus = focus_point(poses)
   offsets = half * (2.0 * radius * (rng.uniform(size=(n, 3)) - 0.5))
   positions = from_average_frame(c2w_avg, offsets)
@@ -454,10 +460,7 @@ def sample_forward_facing_poses(poses: np.ndarray, bounds: np.ndarray, n: int,
   Returns:
     [n, 3, 4] float64 poses.
   """
-  if n < 1:
-    raise errors.InputError(f"n must be >= 1; received {n}.")
-  poses, c2w_avg, up = average_frame(poses)
-  half = centre_extents(poses, c2w_avg)
+  poses, c2w_avg, up, half = _sampling_box(poses, n)
   lookat = forward_focus(c2w_avg, bounds)
   offsets = half * radius * rng.uniform(-1.0, 1.0, size=(n, 3))
   positions = from_average_frame(c2w_avg, offsets)

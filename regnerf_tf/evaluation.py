@@ -29,6 +29,7 @@ from regnerf_tf import metrics
 from regnerf_tf import training
 
 METRICS_FILE = "metrics.json"
+HELDOUT_FILE = "heldout_psnr.json"  # regnerf-train's score, in the run folder
 
 
 def rendered_views(model, records: Sequence[dict], chunk: int | None = None,
@@ -88,6 +89,27 @@ def evaluate_views(model, records: Sequence[dict], chunk: int | None = None,
   if with_ssim:
     result.update(ssim=ssims, mean_ssim=float(np.mean(ssims)))
   return result
+
+
+def score_heldout(model, records: Sequence[dict], workdir: str,
+                  progress=None) -> dict[str, Any]:
+  """PSNR and SSIM of the held-out ``records`` at the model's step, written
+  to ``<workdir>/heldout_psnr.json`` and TensorBoard (what ``regnerf-train``
+  does after training; ``regnerf-eval`` is the full evaluation).
+
+  ``progress`` is as in :func:`evaluate_views`.
+
+  Returns:
+    the summary written: step, views, per-view and mean PSNR and SSIM.
+  """
+  step = training.current_step(model)
+  result = evaluate_views(model, records, progress=progress, with_ssim=True)
+  summary = {"step": step, "views": [int(r["view_index"]) for r in records],
+             "psnr": result["psnr"], "mean_psnr": result["mean_psnr"],
+             "ssim": result["ssim"], "mean_ssim": result["mean_ssim"]}
+  training.save_json(os.path.join(workdir, HELDOUT_FILE), summary)
+  training.log_heldout(workdir, step, result)
+  return summary
 
 
 def _to_png(image: np.ndarray) -> np.ndarray:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import sys
+import textwrap
+import traceback
 
 from absl import app, flags
+
+from regnerf_tf import atomic
+from regnerf_tf import errors
+from regnerf_tf import scenes
 
 FLAGS = flags.FLAGS
 
@@ -121,14 +129,12 @@ def _scene_source() -> dict | None:
 
 def load_scene(source: dict, n_views: int):
   """The Scene a source record (see :func:`scene_source_from_flags`) names."""
-  from regnerf_tf import scenes  # pylint: disable=import-outside-toplevel
   scene = _load_scene(source, n_views)
   factor = int(source.get("downscale", 1))
   return scenes.downsample(scene, factor) if factor > 1 else scene
 
 
 def _load_scene(source: dict, n_views: int):
-  from regnerf_tf import scenes  # pylint: disable=import-outside-toplevel
   views = source.get("train_views")
   if source["source"] == "synthetic":
     return (scenes.synthetic_scene(train_views=views) if views
@@ -148,8 +154,6 @@ def _load_scene(source: dict, n_views: int):
 
 def read_scene_record(workdir: str | None) -> dict | None:
   """``<workdir>/scene.json`` (source, name, kind, views), or None."""
-  import json  # pylint: disable=import-outside-toplevel
-  from regnerf_tf import errors  # pylint: disable=import-outside-toplevel
   if not workdir:
     return None
   path = os.path.join(workdir, SCENE_FILE)
@@ -268,7 +272,6 @@ def record_scene(workdir: str, scene, source: dict) -> None:
   scene.json then names the new folder and keeps the old ones under
   ``moved_from``.
   """
-  from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
   check_scene(workdir, source)
   path = os.path.join(workdir, SCENE_FILE)
   found = {"name": scene.name, "kind": scene.kind,
@@ -356,7 +359,6 @@ def guarded(main, program: str):
   """
 
   def wrapped(argv):
-    from regnerf_tf import errors  # pylint: disable=import-outside-toplevel
     try:
       return main(argv)
     except errors.RegNeRFError as e:
@@ -386,8 +388,6 @@ def show_traceback() -> bool:
 def report_error(program: str, text: str, error: BaseException) -> int:
   """Prints ``text`` as one paragraph on stderr (and the traceback when
   asked for); returns the exit code 2."""
-  import textwrap  # pylint: disable=import-outside-toplevel
-  import traceback  # pylint: disable=import-outside-toplevel
   if show_traceback():
     traceback.print_exception(error)
   sys.stdout.flush()
@@ -419,7 +419,6 @@ _WHAT_TO_DO = {
 
 def explain_os_error(error: OSError) -> str:
   """What went wrong with which path, and what to do."""
-  import errno  # pylint: disable=import-outside-toplevel
   name = errno.errorcode.get(error.errno, "")
   path = error.filename
   where = f" ({path})" if path else ""

@@ -16,9 +16,11 @@ import os
 import sys
 import time
 
+import numpy as np
 from absl import app, flags
 
 from regnerf_tf.cli import common
+from regnerf_tf import atomic, configs, evaluation, scenes, training
 
 FLAGS = flags.FLAGS
 
@@ -38,9 +40,6 @@ def define_flags():
 def run_demo(workdir: str, preset: str, steps: int | None,
              overrides: list[str], num_eval: int, verbose: bool = True) -> dict:
   """Trains both methods and evaluates them; returns the results dict."""
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
-  from regnerf_tf import configs, evaluation, scenes, training  # pylint: disable=import-outside-toplevel
 
   parsed = dict(configs.parse_override(o) for o in overrides)
   if steps is not None:

@@ -22,6 +22,7 @@ import sys
 from absl import app, flags
 
 from regnerf_tf.cli import common
+from regnerf_tf import evaluation, training
 
 FLAGS = flags.FLAGS
 
@@ -44,7 +45,6 @@ def define_flags():
 
 def main(argv):
   del argv
-  from regnerf_tf import evaluation, training  # pylint: disable=import-outside-toplevel
   if not FLAGS.workdir:
     raise app.UsageError("--workdir is required.")
   model = training.load_run(FLAGS.workdir)

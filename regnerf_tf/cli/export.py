@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
 from absl import app, flags
 
 from regnerf_tf.cli import common
+from regnerf_tf import export, training
 
 
 FLAGS = flags.FLAGS
@@ -46,8 +48,6 @@ def define_flags():
 
 def main(argv):
   del argv
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from regnerf_tf import export, training  # pylint: disable=import-outside-toplevel
   if not FLAGS.workdir or not FLAGS.output:
     raise app.UsageError("--workdir and --output are required.")
   if not FLAGS.quiet:

@@ -32,6 +32,7 @@ import sys
 from absl import app, flags
 
 from regnerf_tf.cli import common
+from regnerf_tf import training, video
 
 FLAGS = flags.FLAGS
 
@@ -56,7 +57,6 @@ def define_flags():
 
 def main(argv):
   del argv
-  from regnerf_tf import training, video  # pylint: disable=import-outside-toplevel
   if not FLAGS.workdir or not FLAGS.output:
     raise app.UsageError("--workdir and --output are required.")
   if os.path.splitext(FLAGS.output)[1].lower() not in video.VIDEO_EXTENSIONS:

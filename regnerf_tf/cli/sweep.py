@@ -26,6 +26,7 @@ import sys
 from absl import app, flags
 
 from regnerf_tf.cli import common
+from regnerf_tf import sweep
 
 FLAGS = flags.FLAGS
 
@@ -81,7 +82,6 @@ def _integers(values, flag: str) -> list[int]:
 
 def main(argv):
   del argv
-  from regnerf_tf import sweep  # pylint: disable=import-outside-toplevel
   if not FLAGS.output:
     raise app.UsageError("--output is required: the folder of the run "
                          "folders (on a cluster, a path every node sees).")

@@ -29,6 +29,8 @@ import sys
 from absl import app, flags
 
 from regnerf_tf.cli import common
+from regnerf_tf import configs, distribute, evaluation, run_folder, training
+from regnerf_tf.datasets import readers
 
 FLAGS = flags.FLAGS
 DEFAULT_PRESET = "dtu3_small"
@@ -83,7 +85,6 @@ def build_config(preset: str | None, overrides, steps=None,
                  workdir: str | None = None):
   """The preset with the overrides; without a preset, the config of the run
   in ``workdir`` (with the overrides), else :data:`DEFAULT_PRESET`'s."""
-  from regnerf_tf import configs, run_folder  # pylint: disable=import-outside-toplevel
   parsed = dict(configs.parse_override(o) for o in overrides)
   if steps is not None:
     parsed["train.max_steps"] = steps
@@ -107,7 +108,6 @@ def load_prior(spec: str | None):
 def check_workdir_is_not_a_scene(workdir: str | None, source: dict) -> None:
   """Refuses a run folder that is the scene folder, or any scene folder: the
   run's files would be written among the photos and camera files."""
-  from regnerf_tf.datasets import readers  # pylint: disable=import-outside-toplevel
   if not workdir or not os.path.isdir(workdir):
     return
   same = (source.get("source") == "folder" and os.path.realpath(workdir)
@@ -126,7 +126,6 @@ def check_workdir_is_not_a_scene(workdir: str | None, source: dict) -> None:
 
 def main(argv):
   del argv
-  from regnerf_tf import distribute, evaluation, run_folder, training  # pylint: disable=import-outside-toplevel
   if FLAGS.restart and FLAGS.resume_with_changes:
     raise app.UsageError("--restart starts a new run, --resume_with_changes "
                          "continues the old one: give one of them.")
@@ -180,7 +179,6 @@ def main(argv):
   count = parse_eval_views(FLAGS.eval_views)
   records = scene.test if count == -1 else scene.test[:count]
   if records and FLAGS.workdir and distribute.is_chief(strategy):
-    step = training.current_step(model)
 
     def progress(i, n, view, psnr):
       if not FLAGS.quiet:
@@ -188,17 +186,11 @@ def main(argv):
               flush=True)
 
     if not FLAGS.quiet:
-      print(f"Scoring {len(records)} held-out view(s) at step {step} "
-            "(--eval_views=none skips this)...", flush=True)
-    result = evaluation.evaluate_views(model, records, progress=progress,
-                                     with_ssim=True)
-    summary = {"step": step,
-               "views": [int(r["view_index"]) for r in records],
-               "psnr": result["psnr"], "mean_psnr": result["mean_psnr"],
-               "ssim": result["ssim"], "mean_ssim": result["mean_ssim"]}
-    training.save_json(os.path.join(FLAGS.workdir, "heldout_psnr.json"),
-                       summary)
-    training.log_heldout(FLAGS.workdir, step, result)
+      print(f"Scoring {len(records)} held-out view(s) at step "
+            f"{training.current_step(model)} (--eval_views=none skips "
+            "this)...", flush=True)
+    summary = evaluation.score_heldout(model, records, FLAGS.workdir,
+                                       progress)
     if not FLAGS.quiet:
       print(f"Held-out PSNR over {len(summary['views'])} views: "
             f"{summary['mean_psnr']:.2f} dB, SSIM {summary['mean_ssim']:.3f}")
