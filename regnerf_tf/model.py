@@ -344,7 +344,7 @@ class RegNeRF(keras.Model):
         lambda batch, batch_seed: self.compute_losses(batch, step, batch_seed),
         self.optimizer, variables, data, seed, num_replicas,
         parts=self.config.train.micro_batches,
-        keys=[k for k in self._trackers if k != "grad_norm"])
+        keys=objective.term_names(self.config))
     grads, terms["grad_norm"], finite = optimization.reduce_and_clip(
         grads, terms["loss"], self.config.train, num_replicas)
     optimization.apply_if_finite(self.optimizer, finite, grads, variables)

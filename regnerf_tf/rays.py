@@ -65,8 +65,9 @@ def _pixtocam(intrinsics) -> tf.Tensor:
   return tf.cast(tf.linalg.inv(k), tf.float32)
 
 
-def _bounds(kind, near, far, shape) -> tuple[tf.Tensor, tf.Tensor]:
-  near, far = scene_kinds.get(kind).ray_bounds(near, far)
+def _bounds(kind: scene_kinds.SceneKind, near, far, shape
+            ) -> tuple[tf.Tensor, tf.Tensor]:
+  near, far = kind.ray_bounds(near, far)
   near = tf.cast(near, tf.float32)
   far = tf.cast(far, tf.float32)
   return (tf.broadcast_to(near[..., None] if near.shape.rank else near, shape),
@@ -118,7 +119,7 @@ def view_rays(camtoworld, intrinsics, height: int, width: int, kind: str,
     radii = camera.pixel_radii(directions)
     if s.shift_to_plane:
       origins = camera.shift_origins_to_plane(origins, directions, 0.0)
-  near_t, far_t = _bounds(kind, near, far, tf.shape(radii))
+  near_t, far_t = _bounds(s, near, far, tf.shape(radii))
   return {"origins": origins, "directions": directions, "viewdirs": viewdirs,
           "radii": radii, "near": near_t, "far": far_t}
 
@@ -181,6 +182,6 @@ def rays_at_pixels(pix_x, pix_y, camtoworld, intrinsics, height, width,
                     keepdims=True) * camera.RADIUS_SCALE
     if s.shift_to_plane:
       origins = camera.shift_origins_to_plane(origins, directions, 0.0)
-  near_t, far_t = _bounds(kind, near, far, tf.shape(radii))
+  near_t, far_t = _bounds(s, near, far, tf.shape(radii))
   return {"origins": origins, "directions": directions, "viewdirs": viewdirs,
           "radii": radii, "near": near_t, "far": far_t}

@@ -17,7 +17,7 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from regnerf_tf.cli import common
 from regnerf_tf import atomic, configs, evaluation, scenes, training
