@@ -22,6 +22,7 @@ import numpy as np
 
 from regnerf_tf import atomic
 from regnerf_tf import data as data_lib
+from regnerf_tf import fast_render
 from regnerf_tf import rays as rays_lib
 from regnerf_tf import lpips_net
 from regnerf_tf import lpips_weights
@@ -121,6 +122,10 @@ def evaluate_run(model, records: Sequence[dict], output_dir: str, lpips=None,
                  chunk: int | None = None, progress: bool = False) -> dict:
   """Renders ``records`` with ``model``, writes PNGs and metrics.json.
 
+  ``model`` is a :class:`regnerf_tf.model.RegNeRF` (the exact renderer) or a
+  :class:`regnerf_tf.fast_render.FastRenderer`; the report's ``renderer``
+  says which (:func:`renderer_info`).
+
   With ``progress`` a line per view is printed as it is scored.
 
   Returns:
@@ -155,9 +160,18 @@ def evaluate_run(model, records: Sequence[dict], output_dir: str, lpips=None,
     summary["lpips_status"] = lpips_status
   report = {"step": training.current_step(model), "scene": scene,
             "kind": kind, "ssim_data_range": ssim_data_range,
+            "renderer": renderer_info(model),
             "mean": summary, "per_image": per_image}
   training.save_json(os.path.join(output_dir, METRICS_FILE), report)
   return report
+
+
+def renderer_info(model) -> dict[str, Any]:
+  """Which path rendered: {"renderer": "exact"} for a model, the fast path's
+  settings and samples per ray for a :class:`fast_render.FastRenderer`."""
+  if isinstance(model, fast_render.FastRenderer):
+    return model.describe()
+  return {"renderer": "exact"}
 
 
 def load_lpips(path: str | None, net: str):

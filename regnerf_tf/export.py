@@ -194,10 +194,11 @@ class _Renderer(tf.Module):
 
   def __init__(self, model, kind: str, near: float | None,
                far: float | None, chunk: int, max_pixels: int,
-               cameras: dict[str, np.ndarray] | None = None):
+               cameras: dict[str, np.ndarray] | None = None, fast=None):
     super().__init__(name="regnerf_renderer")
     self._cameras = dict(cameras or {})
     self.model = model
+    self.fast = fast  # a FastRenderer (its grid and MLP are saved) or None
     self._kind = scene_kinds.get(kind)
     self._near = near
     self._far = far
@@ -228,8 +229,11 @@ class _Renderer(tf.Module):
 
   def _render_flat(self, rays):
     def render_fn(part):
-      out = self.model.render_rays(part, training=False,
-                                   coarse_rgb=False)[-1]
+      if self.fast is not None:
+        out = self.fast.render_rays(part)
+      else:
+        out = self.model.render_rays(part, training=False,
+                                     coarse_rgb=False)[-1]
       return {"rgb": out["rgb"], "depth": out["depth"], "acc": out["acc"]}
     return render_in_chunks(render_fn, rays, self._chunk)
 
@@ -387,7 +391,8 @@ def export_saved_model(model, path: str, kind: str,
                        near: float | None = None, far: float | None = None,
                        chunk: int = 4096,
                        max_pixels: int = DEFAULT_MAX_PIXELS,
-                       cameras: dict[str, np.ndarray] | None = None) -> str:
+                       cameras: dict[str, np.ndarray] | None = None,
+                       fast=None) -> str:
   """Writes ``model`` as a SavedModel with ``render_rays`` and ``render_image``.
 
   The SavedModel is written to a temporary folder next to ``path`` and renamed
@@ -408,6 +413,10 @@ def export_saved_model(model, path: str, kind: str,
     cameras: :func:`serving_cameras` of the scene, returned by the
       ``cameras`` signature (which always returns the kind, convention, NDC
       flag and near/far).
+    fast: a :class:`regnerf_tf.fast_render.FastRenderer` of ``model``: the
+      signatures render with it (its grid is saved with the export); None
+      renders every sample (the exact renderer). The metadata's
+      ``renderer`` says which.
 
   Returns:
     ``path``.
@@ -431,7 +440,10 @@ def export_saved_model(model, path: str, kind: str,
         f"{', …' if len(found) > 6 else ''}); exporting there would replace "
         "it and delete those files. Choose a new folder for the export (e.g. "
         "<run folder>/export).")
-  module = _Renderer(model, kind, near, far, chunk, max_pixels, cameras)
+  if fast is not None and fast.model is not model:
+    raise errors.InputError("export_saved_model: `fast` must be a "
+                            "FastRenderer of the model being exported.")
+  module = _Renderer(model, kind, near, far, chunk, max_pixels, cameras, fast)
   parent = os.path.dirname(path)
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp_export_")
@@ -450,6 +462,9 @@ def export_saved_model(model, path: str, kind: str,
             "signatures": ["render_rays", "render_image", "cameras"],
             "cameras": {k: np.asarray(v).tolist()
                         for k, v in (cameras or {}).items()},
+            "renderer": ({k: v for k, v in fast.describe().items()
+                          if k != "samples_per_ray"} if fast is not None
+                         else {"renderer": "exact"}),
             "config": model.config.to_dict()}
     os.makedirs(os.path.join(tmp, os.path.dirname(METADATA)), exist_ok=True)
     with open(os.path.join(tmp, METADATA), "w") as f:

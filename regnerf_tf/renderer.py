@@ -143,18 +143,19 @@ def render_chunked(render_fn: Callable[[dict[str, tf.Tensor]], dict],
 
   Args:
     render_fn: a (compiled) function of a flat ray dict [n, ...] returning
-      {"rgb": [n, 3], "depth": [n], "acc": [n]}.
+      {"rgb": [n, 3], "depth": [n], "acc": [n]} (and any other per-ray
+      outputs [n, ...], returned the same way).
     rays: dict of ray fields with leading shape [...]; flattened here.
     chunk: rays per call of ``render_fn``.
 
   Returns:
-    rgb [..., 3], depth [...], acc [...].
+    rgb [..., 3], depth [...], acc [...] (and the other outputs [..., ...]).
   """
   lead = tf.shape(rays["origins"])[:-1]
   flat = {k: tf.reshape(tf.convert_to_tensor(rays[k], tf.float32),
                         [-1, rays[k].shape[-1]]) for k in RAY_FIELDS}
   total = int(flat["origins"].shape[0])
-  pieces = {"rgb": [], "depth": [], "acc": []}
+  pieces = {}
   for start in range(0, total, chunk):
     part = {k: v[start:start + chunk] for k, v in flat.items()}
     n = int(part["origins"].shape[0])
@@ -163,10 +164,10 @@ def render_chunked(render_fn: Callable[[dict[str, tf.Tensor]], dict],
       part = {k: tf.concat([v, tf.repeat(v[-1:], size - n, 0)], 0)
               for k, v in part.items()}
     out = render_fn(part)
-    for k in pieces:
-      pieces[k].append(out[k][:n])
-  result = {k: tf.concat(v, 0) for k, v in pieces.items()}
-  result["rgb"] = tf.reshape(result["rgb"], tf.concat([lead, [3]], 0))
-  result["depth"] = tf.reshape(result["depth"], lead)
-  result["acc"] = tf.reshape(result["acc"], lead)
+    for k, v in out.items():
+      pieces.setdefault(k, []).append(v[:n])
+  result = {}
+  for k, v in pieces.items():
+    value = tf.concat(v, 0)
+    result[k] = tf.reshape(value, tf.concat([lead, tf.shape(value)[1:]], 0))
   return result

@@ -603,7 +603,9 @@ def test_export_cli_max_pixels_flag(served, tmp_path, monkeypatch):
           "--synthetic", "--quiet"]
   assert _run_cli(export_cli, argv + ["--max_pixels=1000"]) == 0
   assert seen["max_pixels"] == 1000
-  assert set(seen) == {"max_pixels", "cameras"}  # the scene's cameras too
+  # The scene's cameras too, and the fast renderer (the default).
+  assert set(seen) == {"max_pixels", "cameras", "fast"}
+  assert seen["fast"].model is served["model"]
   # The flag library checks the bound and names the flag.
   with pytest.raises(flags.IllegalFlagValueError, match="--max_pixels=4"):
     _run_cli(export_cli, argv + ["--max_pixels=4"])

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from absl import app, flags
 
-from regnerf_tf import configs, scenes, training, video
+from regnerf_tf import configs, export, fast_render, scenes, training, video
 from regnerf_tf import rays as rays_lib
 from regnerf_tf.cli import export as export_cli
 from regnerf_tf.cli import render as render_cli
@@ -106,22 +106,66 @@ def test_colorize_and_depth_range():
   assert video.depth_range([np.full(4, 2.0)])[1] > 2.0
 
 
-def test_export_cli(run_dir, tmp_path):
+@pytest.mark.parametrize("exact", [False, True])
+def test_export_cli(run_dir, tmp_path, exact):
   output = str(tmp_path / "exported")
   assert _run_cli(export_cli, [f"--workdir={run_dir}", f"--output={output}",
-                               "--synthetic", "--chunk=256", "--quiet"]) == 0
+                               "--synthetic", "--chunk=256", "--quiet",
+                               "--precision=float32"][:5 if exact else 6]
+                  + (["--exact"] if exact else [])) == 0
   loaded = tf.saved_model.load(output)
-  record = scenes.synthetic_scene(height=HEIGHT, width=WIDTH).test[0]
+  scene = scenes.synthetic_scene(height=HEIGHT, width=WIDTH)
+  record = scene.test[0]
   out = loaded.signatures["render_image"](
       camtoworld=tf.constant(record["camtoworld"], tf.float32),
       intrinsics=tf.constant(record["intrinsics"], tf.float32),
       height=tf.constant(HEIGHT), width=tf.constant(WIDTH))
   model = training.load_run(run_dir)
-  from regnerf_tf import data  # pylint: disable=import-outside-toplevel
   rays = rays_lib.view_rays(record["camtoworld"], record["intrinsics"], HEIGHT,
                         WIDTH, "blender", record["near"], record["far"])
-  ref = model.render_chunked(rays, 256)
+  with open(os.path.join(output, export.METADATA)) as f:
+    renderer = json.load(f)["renderer"]
+  if exact:
+    assert renderer == {"renderer": "exact"}
+    ref = model.render_chunked(rays, 256)
+  else:  # the fast path, with the grid baked from the same training views
+    assert renderer["renderer"] == "fast"
+    assert renderer["precision"] == "float32"
+    ref = fast_render.FastRenderer.for_records(
+        model, scene.train, fast_render.FastOptions(precision="float32")
+    ).render_chunked(rays, 256)
   np.testing.assert_allclose(out["image"].numpy(), ref["rgb"].numpy(),
                              atol=1e-5)
   np.testing.assert_allclose(out["depth"].numpy(), ref["depth"].numpy(),
                              atol=1e-5)
+
+
+def test_render_cli_says_which_renderer(run_dir, tmp_path, capsys):
+  output = str(tmp_path / "video.gif")
+  base = [f"--workdir={run_dir}", f"--output={output}", "--synthetic",
+          "--frames=2", "--scale=0.25", "--chunk=128"]
+  assert _run_cli(render_cli, base + ["--precision=float32"]) == 0
+  assert "Rendering with the fast renderer (" in capsys.readouterr().out
+  assert _run_cli(render_cli, base + ["--exact"]) == 0
+  assert "Rendering with the exact renderer" in capsys.readouterr().out
+  # Settings of the fast path make no sense with --exact: refused, not ignored.
+  with pytest.raises(app.UsageError, match="--render_samples and --precision"):
+    _run_cli(render_cli, base + ["--exact", "--render_samples=4"])
+
+
+def test_eval_cli_fast_flag_records_the_renderer(run_dir, tmp_path):
+  from regnerf_tf.cli import eval as eval_cli  # pylint: disable=import-outside-toplevel
+  reports = {}
+  for extra in ([], ["--fast", "--precision=float32"]):
+    out = tmp_path / ("fast" if extra else "exact")
+    assert _run_cli(eval_cli, [f"--workdir={run_dir}", "--synthetic",
+                               f"--output_dir={out}", "--max_views=2",
+                               "--chunk=256"] + extra) == 0
+    reports[bool(extra)] = json.loads((out / "metrics.json").read_text())
+  assert reports[False]["renderer"] == {"renderer": "exact"}
+  fast = reports[True]["renderer"]
+  assert fast["renderer"] == "fast" and fast["precision"] == "float32"
+  assert 0 < fast["samples_per_ray"] <= fast["exact_samples_per_ray"]
+  # The fast path moves PSNR by little on the same checkpoint.
+  assert abs(reports[True]["mean"]["psnr"]
+             - reports[False]["mean"]["psnr"]) < 0.1

@@ -13,6 +13,7 @@ from absl import app, flags
 
 from regnerf_tf import atomic
 from regnerf_tf import errors
+from regnerf_tf import fast_render
 from regnerf_tf import scenes
 
 FLAGS = flags.FLAGS
@@ -56,6 +57,48 @@ def define_scene_flags():
 SCENE_FILE = "scene.json"  # in a run folder: where its scene came from
 # Options of how a --scene_dir's files are read ("auto" unless given).
 FOLDER_OPTIONS = ("image_order", "exif", "layout")
+
+
+def define_renderer_flags(fast_by_default: bool):
+  """The flags choosing the renderer (:mod:`regnerf_tf.fast_render`).
+
+  ``fast_by_default``: the fast path unless ``--exact`` (regnerf-render,
+  regnerf-export), or the exact one unless ``--fast`` (regnerf-eval).
+  """
+  if fast_by_default:
+    flags.DEFINE_bool("exact", False, "Render every sample (the exact "
+                      "renderer) instead of the fast path, which skips "
+                      "samples in empty space and behind opaque surfaces "
+                      "and runs the MLP in bfloat16 where that is native.")
+  else:
+    flags.DEFINE_bool("fast", False, "Render with the fast path (skips "
+                      "samples in empty space and behind opaque surfaces; "
+                      "bfloat16 where native) instead of the exact renderer.")
+  flags.DEFINE_enum("precision", "auto", list(fast_render.PRECISIONS),
+                    "The fast path's MLP precision; auto: bfloat16 where the "
+                    "machine has it natively (AVX512_BF16, AMX, GPUs of "
+                    "compute capability 8.0+), float32 elsewhere.")
+  flags.DEFINE_integer("render_samples", None, "The fast path's samples per "
+                       "ray and level (default: the run's model.num_samples; "
+                       "fewer is faster and approximate, see "
+                       "benchmarks/RESULTS.md).", lower_bound=2)
+
+
+def make_renderer(model, scene):
+  """The model, or its fast renderer over ``scene``'s training views, as the
+  renderer flags ask; with a one-line description of which rendered."""
+  fast = FLAGS["exact"].value is False if "exact" in FLAGS else FLAGS.fast
+  if not fast:
+    if FLAGS.render_samples is not None or FLAGS.precision != "auto":
+      raise app.UsageError(
+          "--render_samples and --precision choose the fast path's settings; "
+          "the exact renderer has none. Drop them, or render with the fast "
+          "path.")
+    return model, "exact renderer (every sample, float32)"
+  options = fast_render.FastOptions(samples=FLAGS.render_samples,
+                                    precision=FLAGS.precision)
+  renderer = fast_render.FastRenderer.for_records(model, scene.train, options)
+  return renderer, renderer.summary()
 
 
 def scene_source_from_flags() -> dict | None:

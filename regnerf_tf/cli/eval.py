@@ -11,7 +11,9 @@ atomically) and ``<output_dir>/<view>_{rgb,depth,acc}.png``. The SSIM data
 range is part of every report: 1.0 by default, 2.0 with --ssim_release (what
 the official evaluation computes for float images). Without LPIPS weights the
 report says why LPIPS is missing instead of writing NaN. Scenes with object
-masks (DTU test views) also get masked metrics.
+masks (DTU test views) also get masked metrics. The views are rendered by
+the exact renderer unless --fast is given; the report's ``renderer`` says which
+path rendered them, with its settings.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def define_flags():
   flags.DEFINE_integer("max_views", None, "Evaluate at most this many views.",
                        lower_bound=1)
   flags.DEFINE_integer("chunk", None, "Rays per rendering chunk.")
+  common.define_renderer_flags(fast_by_default=False)
 
 
 def main(argv):
@@ -59,9 +62,10 @@ def main(argv):
   if lpips is None:
     print(status)
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.workdir, "eval")
-  print(f"Scoring {len(records)} held-out view(s) of {scene.name}...",
-        flush=True)
-  report = evaluation.evaluate_run(model, records, output_dir, lpips, status,
+  renderer, which = common.make_renderer(model, scene)
+  print(f"Scoring {len(records)} held-out view(s) of {scene.name} with the "
+        f"{which}...", flush=True)
+  report = evaluation.evaluate_run(renderer, records, output_dir, lpips, status,
                         2.0 if FLAGS.ssim_release else 1.0, FLAGS.chunk,
                         progress=True)
   mean = report["mean"]

@@ -16,7 +16,12 @@ near/far). The export loads without regnerf_tf::
                                      width=tf.constant(400))
   out["image"], out["depth"]   # [H, W, 3], [H, W]
 
-See :mod:`regnerf_tf.export` for both signatures.
+See :mod:`regnerf_tf.export` for both signatures. They render with the fast
+path (:mod:`regnerf_tf.fast_render`; its occupancy grid, baked here from the
+scene's training views, is saved with the export) unless --exact is given.
+--precision=auto bakes in bfloat16 when the exporting machine has it natively:
+export with --precision=float32 for serving machines without it (an AVX2-only
+CPU emulates bfloat16, slower than float32).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ def define_flags():
                        "render_image accepts (checked in the graph; default "
                        "4096*4096; at least 9, a 3×3 image).", lower_bound=9)
   flags.DEFINE_bool("quiet", False, "No summary line.")
+  common.define_renderer_flags(fast_by_default=True)
 
 
 def main(argv):
@@ -63,12 +69,16 @@ def main(argv):
   if kind != "blender":
     near = far = None  # fixed by the kind
   limit = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
+  renderer, which = common.make_renderer(model, scene)
+  if not FLAGS.quiet:
+    print(f"The signatures render with the {which}.", flush=True)
   if not FLAGS.quiet:
     print(f"Tracing render_rays and render_image and writing {FLAGS.output} "
           "(about a minute)...", flush=True)
   path = export.export_saved_model(model, FLAGS.output, kind, near, far,
                                    FLAGS.chunk, **limit,
-                                   cameras=export.serving_cameras(scene))
+                                   cameras=export.serving_cameras(scene),
+                                   fast=None if renderer is model else renderer)
   if not FLAGS.quiet:
     print(f"Exported {FLAGS.workdir} ({kind} rays) to {path} with signatures "
           "render_rays, render_image and cameras.")

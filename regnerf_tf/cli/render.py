@@ -20,8 +20,12 @@ cameras (for the path) and the intrinsics: the mean K⁻¹ of the scene's camera
 at the records' resolution times --scale. Each frame shows the colour render
 and, to its right, the expected ray depth normalised to [0, 1] by the 1st/99th
 percentiles over the whole video and coloured with a built-in colormap.
-Rendering is deterministic and in chunks of --chunk rays. ``.mp4`` needs the
-``imageio-ffmpeg`` package; ``.gif`` only needs Pillow.
+Rendering is deterministic and in chunks of --chunk rays. By default it takes
+the fast path (:mod:`regnerf_tf.fast_render`: samples in empty space or behind
+opaque surfaces are skipped, with a bound on what that changes, and the MLP
+runs in bfloat16 where the machine has it natively); ``--exact`` renders every
+sample in float32. ``.mp4`` needs the ``imageio-ffmpeg`` package; ``.gif`` only
+needs Pillow.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def define_flags():
     flags.register_validator(name, lambda v: v > 0,
                              message=f"--{name} must be > 0.")
   flags.DEFINE_bool("quiet", False, "No progress bar.")
+  common.define_renderer_flags(fast_by_default=True)
 
 
 def main(argv):
@@ -69,7 +74,10 @@ def main(argv):
   scene = common.load_scene_from_flags(model.config.data.n_views,
                                        FLAGS.workdir)
   model.config.check_scene_kind(scene.kind, f"scene {scene.name}")
-  result = video.render_video(model, scene, FLAGS.output, FLAGS.path,
+  renderer, which = common.make_renderer(model, scene)
+  if not FLAGS.quiet:
+    print(f"Rendering with the {which}.", flush=True)
+  result = video.render_video(renderer, scene, FLAGS.output, FLAGS.path,
                               FLAGS.frames, FLAGS.chunk, FLAGS.scale,
                               FLAGS.fps, verbose=not FLAGS.quiet)
   if not FLAGS.quiet:
