@@ -186,6 +186,9 @@ class RegConfig:
   """
   coarse_loss_mult: float = 0.1  # weight of the coarse level's colour loss
   patch_size: int = 8  # S of the S×S unobserved-view patches
+  # Intervals per level for the patch rays (0: model.num_samples). Fewer is
+  # cheaper: patch rays are most of a step's rays (benchmarks/RESULTS.md).
+  patch_samples: int = 0
   depth_tv_weight_start: float = 400.0  # fine-level weight at step 0
   depth_tv_weight_end: float = 0.1  # fine-level weight after the decay
   depth_tv_decay_steps: int = 512  # linear decay length; 0 = constant end
@@ -212,10 +215,13 @@ class RegConfig:
     _check_fields(self)
     _positive(self, "patch_size")
     _non_negative(self, "coarse_loss_mult", "depth_tv_weight_start",
-                  "depth_tv_weight_end", "depth_tv_decay_steps",
+                  "depth_tv_weight_end", "depth_tv_decay_steps", "patch_samples",
                   "depth_tv_coarse_mult", "depth_tv_acc_weighting",
                   "appearance_weight", "anneal_steps", "occlusion_weight",
                   "occlusion_range", "occlusion_wb_range")
+    if self.patch_samples == 1:
+      _fail("RegConfig", "patch_samples", self.patch_samples,
+            "must be 0 (the model's num_samples) or >= 2")
     for n in ("anneal_start_fraction", "anneal_mid_fraction"):
       if not 0.0 <= getattr(self, n) <= 1.0:
         _fail("RegConfig", n, getattr(self, n), "must be in [0, 1]")

@@ -252,7 +252,8 @@ class RegNeRF(keras.Model):
 
   def render_rays(self, rays: dict[str, tf.Tensor], training: bool = False,
                   seed=None, step=None, return_samples: bool = False,
-                  need_rgb: bool = True, coarse_rgb: bool = True
+                  need_rgb: bool = True, coarse_rgb: bool = True,
+                  num_samples: int | None = None
                   ) -> list[dict[str, tf.Tensor]]:
     """Renders every level.
 
@@ -268,6 +269,7 @@ class RegNeRF(keras.Model):
       coarse_rgb: False skips the colour branch on every level but the last
         (for renders that show only the last level: their colours, depths
         and weights are unchanged; the earlier levels' ``rgb`` is zero).
+      num_samples: intervals per level (None: ``model.num_samples``).
 
     Returns:
       One dict per level (coarse first) with ``rgb`` [N, 3], ``depth`` [N],
@@ -284,7 +286,7 @@ class RegNeRF(keras.Model):
     return renderer.render_levels(
         self.mlp, self.config.model, rays, randomized, seeds,
         step if training else None, return_samples=return_samples,
-        need_rgb=need_rgb, coarse_rgb=coarse_rgb)
+        need_rgb=need_rgb, coarse_rgb=coarse_rgb, num_samples=num_samples)
 
   def call(self, rays, training=False):
     """Deterministic rendering: the last level's rgb [N, 3], depth [N], acc [N]."""

@@ -120,7 +120,8 @@ def compute_losses(model, data, step, seed) -> dict[str, tf.Tensor]:
     patch_rays = anneal(data["patch_rays"], step, cfg.reg)
     # Patch colours are used only by the appearance term.
     pouts = model.render_rays(patch_rays, training=True, seed=patch_seed,
-                              step=step, need_rgb=cfg.appearance_enabled)
+                              step=step, need_rgb=cfg.appearance_enabled,
+                              num_samples=cfg.reg.patch_samples or None)
     if cfg.depth_tv_enabled:
       tvs = [losses.depth_tv(tf.reshape(o["depth"], [-1, s, s]),
                              tf.reshape(o["acc"], [-1, s, s]),

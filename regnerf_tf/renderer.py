@@ -33,7 +33,8 @@ MIN_RENDER_BUCKET = 1024
 def render_levels(mlp, model_config, rays: dict[str, tf.Tensor],
                   randomized: bool, seeds=None, step=None,
                   return_samples: bool = False, need_rgb: bool = True,
-                  coarse_rgb: bool = True) -> list[dict[str, tf.Tensor]]:
+                  coarse_rgb: bool = True,
+                  num_samples: int | None = None) -> list[dict[str, tf.Tensor]]:
   """Renders every level of the hierarchy.
 
   Args:
@@ -47,6 +48,7 @@ def render_levels(mlp, model_config, rays: dict[str, tf.Tensor],
     need_rgb: False skips the colour branch (``rgb`` is then zero; depth,
       acc and weights are exact).
     coarse_rgb: False skips the colour branch on every level but the last.
+    num_samples: intervals per level; None: ``model_config.num_samples``.
 
   Returns:
     One dict per level (coarse first) with ``rgb`` [N, 3], ``depth`` [N],
@@ -63,8 +65,8 @@ def render_levels(mlp, model_config, rays: dict[str, tf.Tensor],
     noise_seed = seeds[2 * level + 1] if randomized else None
     if level == 0:
       t_vals = sampling.stratified_fenceposts(
-          rays["near"], rays["far"], m.num_samples, randomized, sample_seed,
-          lindisp=m.lindisp)
+          rays["near"], rays["far"], num_samples or m.num_samples, randomized,
+          sample_seed, lindisp=m.lindisp)
     else:
       t_vals = sampling.resample_along_rays(
           t_vals, outputs[-1]["weights"], randomized, sample_seed,

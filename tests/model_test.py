@@ -5,7 +5,7 @@ import pytest
 import keras
 import tensorflow as tf
 
-from regnerf_tf import configs, losses, model as model_lib, sampling
+from regnerf_tf import configs, errors, losses, model as model_lib, sampling
 from regnerf_tf import objective, renderer
 
 TINY = {"model.net_depth": 2, "model.net_width": 16, "model.skip_layer": 0,
@@ -76,8 +76,10 @@ def test_logged_terms_follow_schedules_from_the_optimizer_step():
       float(losses.log_linear_lr(6, 2e-3, 2e-5, 100, 5, 0.01)), rel=1e-5)
 
 
-def test_compute_losses_composition():
-  cfg = tiny_config()
+def _loss_and_recomputed(cfg, patch_samples=None):
+  """compute_losses' total at step 7, and the same total recomputed from
+  renders of the batch (patches with ``patch_samples`` intervals per level);
+  also the observed and the patch renders."""
   model = model_lib.RegNeRF(cfg)
   batch = {k: (tf.nest.map_structure(tf.constant, v)) for k, v in
            make_batch().items()}
@@ -88,19 +90,40 @@ def test_compute_losses_composition():
   rays = objective.anneal(batch["rays"], step, cfg.reg)
   outs = model.render_rays(rays, True, ray_seed)
   prays = objective.anneal(batch["patch_rays"], step, cfg.reg)
-  pouts = model.render_rays(prays, True, patch_seed)
+  pouts = model.render_rays(prays, True, patch_seed, num_samples=patch_samples)
   c = [float(losses.color_loss(o["rgb"], batch["rgb"])) for o in outs]
   tv = [float(losses.depth_tv(tf.reshape(o["depth"], [-1, 4, 4]),
                               tf.reshape(o["acc"], [-1, 4, 4]))) for o in pouts]
   w = float(losses.depth_tv_weight(7, 400.0, 0.1, 20))
   expected = c[1] + 0.1 * c[0] + w * tv[1] + 0.1 * w * tv[0]
-  assert float(terms["loss"]) == pytest.approx(expected, rel=1e-5)
+  return model, float(terms["loss"]), expected, outs, pouts
+
+
+def test_compute_losses_composition():
+  model, loss, expected, _, _ = _loss_and_recomputed(tiny_config())
+  assert loss == pytest.approx(expected, rel=1e-5)
+  w = float(losses.depth_tv_weight(7, 400.0, 0.1, 20))
   # release_compat: the coarse TV weight is a constant 0.1 (P6).
   compat = model_lib.RegNeRF(tiny_config(release_compat=True))
   compat.set_weights(model.get_weights())
   fine_w, coarse_w = compat.tv_weights(7)
   assert float(coarse_w) == pytest.approx(0.1)
   assert float(fine_w) == pytest.approx(w)
+
+
+def test_patch_samples_render_the_patches_with_fewer_samples():
+  # reg.patch_samples = 4: the depth-smoothness term is the one of patches
+  # rendered with 4 intervals per level; the observed rays keep 8.
+  _, loss, expected, outs, pouts = _loss_and_recomputed(
+      tiny_config(**{"reg.patch_samples": 4}), patch_samples=4)
+  assert [o["t_vals"].shape[-1] for o in outs] == [9, 9]
+  assert [o["t_vals"].shape[-1] for o in pouts] == [5, 5]
+  assert loss == pytest.approx(expected, rel=1e-5)
+  # The default config's loss differs (its patches have 8 intervals).
+  _, default_loss, _, _, _ = _loss_and_recomputed(tiny_config())
+  assert abs(default_loss - loss) > 1e-6 * abs(loss)
+  with pytest.raises(errors.ConfigError, match="patch_samples"):
+    tiny_config(**{"reg.patch_samples": 1})
 
 
 @keras.saving.register_keras_serializable(package="regnerf_tf_tests")
