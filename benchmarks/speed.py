@@ -4,12 +4,19 @@ One command measures, on this machine and in one run::
 
   python -m benchmarks.speed [--presets=llff3,llff3_small] [--steps=11]
 
-* the matmul limit for the MLP's hidden shape ([M, W] × [W, W]) in float32
-  and bfloat16, GFLOP/s;
+* the machine: CPU model, clock, vector features, whether bfloat16 is native
+  (:mod:`regnerf_tf.machine`), and a ceiling from them (the CPU's FMA peak);
+* the matmul limit in float32 and bfloat16, GFLOP/s: the best of chains of
+  [M, W] × [W, W] matmuls for W = 128, 256 and 512, each under TensorFlow's
+  default threads and under one thread per core, so that no real workload of
+  the MLP's shapes beats it;
 * for each preset × precision (float32, mixed_bfloat16) × XLA (off, on):
   training throughput (median step time over the steps after the first, i.e.
   after compilation; observed and patch rays counted separately and together),
-  rendering throughput, the MLP's FLOPs per ray computed from its layer
+  rendering throughput of the exact renderer and of the fast path
+  (:mod:`regnerf_tf.fast_render`; on random weights and rays, so this measures
+  its overhead and its precision, not what a trained field lets it skip:
+  ``benchmarks/fast_render.py`` measures that), the MLP's FLOPs per ray computed from its layer
   shapes, the share of the matmul limit this reaches, and peak memory (each
   variant runs in its own process, whose peak resident set size is reported);
 * for each preset and precision, the MLP alone (forward + backward over as
@@ -20,6 +27,11 @@ One command measures, on this machine and in one run::
 The batch is the issue's comparison batch by default: 1024 observed rays and
 4096 patch rays (64 patches of 8×8) per step. It prints one table and writes
 JSON (``--output``).
+
+``--cost`` adds how cost grows with the work (for ``--cost_preset``): render
+time of 1×, 4× and 16× ``--cost_pixels`` rays, exact and fast, and step time
+at 1×, 2× and 4× ``--cost_batch`` observed rays (with four times as many patch
+rays), so that a run's time can be predicted.
 """
 
 from __future__ import annotations
@@ -56,6 +68,14 @@ def define_flags():
   flags.DEFINE_bool("mlp_only", True, "Also time the MLP alone.")
   flags.DEFINE_string("child", None, "Internal: run one variant "
                       "(preset:precision:xla:what) and print its JSON.")
+  flags.DEFINE_integer("threads", 0, "Internal: intra-op threads of a matmul "
+                       "child (0: TensorFlow's default).")
+  flags.DEFINE_bool("cost", False, "Also measure how render and step time "
+                    "grow (see the module docstring).")
+  flags.DEFINE_string("cost_preset", "llff3_cpu", "Preset of the cost table.")
+  flags.DEFINE_integer("cost_pixels", 4096, "Rays of the smallest render.")
+  flags.DEFINE_integer("cost_batch", 256, "Observed rays of the smallest "
+                       "step of the cost table.")
 
 
 # --- measurements (run in child processes) -----------------------------------
@@ -70,26 +90,34 @@ def _timed(fn, repeats: int) -> list[float]:
   return times
 
 
-def matmul_limit(rows: int, width: int = 256, repeats: int = 10) -> dict:
-  """GFLOP/s of [rows, width] × [width, width] in float32 and bfloat16."""
+MATMUL_WIDTHS = (128, 256, 512)
+
+
+def matmul_limit(rows: int, widths=MATMUL_WIDTHS, repeats: int = 10) -> dict:
+  """GFLOP/s of chains of [rows, W] × [W, W] matmuls, float32 and bfloat16.
+
+  Returns {dtype: best over ``widths``, "detail": {"<dtype> W=<w>": GFLOP/s}}.
+  """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  result = {}
+  result = {"detail": {}}
   for dtype in (tf.float32, tf.bfloat16):
-    a = tf.random.normal([rows, width], dtype=tf.float32)
-    b = tf.random.normal([width, width], dtype=tf.float32)
-    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+    for width in widths:
+      n = rows * 256 // width  # the same FLOPs for every width
+      a = tf.cast(tf.random.normal([n, width]), dtype)
+      b = tf.cast(tf.random.normal([width, width]) / width ** 0.5, dtype)
 
-    @tf.function
-    def chain(a, b):
-      x = a
-      for _ in range(8):  # like the trunk: 8 back-to-back matmuls
-        x = tf.matmul(x, b)
-      return tf.reduce_sum(tf.cast(x[:1], tf.float32))
+      @tf.function
+      def chain(a, b):
+        x = a
+        for _ in range(8):  # like the trunk: 8 back-to-back matmuls
+          x = tf.matmul(x, b)
+        return tf.reduce_sum(tf.cast(x[:1], tf.float32))
 
-    chain(a, b).numpy()
-    times = _timed(lambda: chain(a, b).numpy(), repeats)
-    flops = 8 * 2.0 * rows * width * width
-    result[dtype.name] = flops / statistics.median(times) / 1e9
+      chain(a, b).numpy()
+      times = _timed(lambda: chain(a, b).numpy(), repeats)
+      gflops = 8 * 2.0 * n * width * width / statistics.median(times) / 1e9
+      result["detail"][f"{dtype.name} W={width}"] = gflops
+      result[dtype.name] = max(result.get(dtype.name, 0.0), gflops)
   return result
 
 
@@ -156,13 +184,10 @@ def training_setup(config):
   return model, batch
 
 
-def measure_training(preset: str, precision: str, xla: bool) -> dict:
-  """Median step time of model.fit on a fixed batch, and rendering speed."""
+def step_times(model, batch, steps: int) -> list[float]:
+  """Seconds of each of ``steps`` model.fit steps on a fixed batch."""
   import keras  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  config = config_for(preset, precision, xla)
-  near, far = _near_far(config)
-  model, batch = training_setup(config)
   times = []
 
   class Timer(keras.callbacks.Callback):
@@ -174,8 +199,16 @@ def measure_training(preset: str, precision: str, xla: bool) -> dict:
       times.append(time.perf_counter() - self.start)
 
   model.fit(tf.data.Dataset.from_tensors(batch).repeat(),
-            steps_per_epoch=FLAGS.steps, epochs=1, verbose=0,
-            callbacks=[Timer()])
+            steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[Timer()])
+  return times
+
+
+def measure_training(preset: str, precision: str, xla: bool) -> dict:
+  """Median step time of model.fit on a fixed batch, and rendering speed."""
+  config = config_for(preset, precision, xla)
+  near, far = _near_far(config)
+  model, batch = training_setup(config)
+  times = step_times(model, batch, FLAGS.steps)
   step = statistics.median(times[1:])
   observed = config.train.batch_size
   patches = config.train.patch_batch_size if config.uses_patches else 0
@@ -188,10 +221,9 @@ def measure_training(preset: str, precision: str, xla: bool) -> dict:
   # Rendering: deterministic chunks, the first one compiles.
   chunk = config.train.render_chunk
   rays = _random_rays(FLAGS.render_rays + chunk, 3, near, far)
-  model.render_chunked({k: v[:chunk] for k, v in rays.items()}, chunk)
-  start = time.perf_counter()
-  model.render_chunked({k: v[chunk:] for k, v in rays.items()}, chunk)
-  render_seconds = time.perf_counter() - start
+  render_seconds = _render_seconds(model, rays, chunk)
+  fast = _fast_renderer(model, rays)
+  fast_seconds = _render_seconds(fast, rays, chunk)
   return {
       "step_seconds_median": step,
       "step_seconds": times,
@@ -199,6 +231,8 @@ def measure_training(preset: str, precision: str, xla: bool) -> dict:
       "patch_rays_per_sec": patches / step,
       "rays_per_sec": (observed + patches) / step,
       "render_rays_per_sec": FLAGS.render_rays / render_seconds,
+      "render_fast_rays_per_sec": FLAGS.render_rays / fast_seconds,
+      "render_fast": fast.describe(),
       "mlp_forward_flops_per_sample": flops,
       "mlp_forward_flops_per_sample_density_only": patch_flops,
       "samples_per_ray": samples,
@@ -206,6 +240,54 @@ def measure_training(preset: str, precision: str, xla: bool) -> dict:
       "train_flops_per_ray": step_flops / (observed + patches),
       "render_flops_per_ray": render_flops_per_ray(model.mlp, config),
   }
+
+
+def _render_seconds(renderer, rays, chunk: int) -> float:
+  """Seconds to render ``rays`` after their first chunk, which is rendered
+  first with the shapes of the timed pieces (so that no tracing is timed)."""
+  n = len(rays["origins"]) - chunk
+  for size in {min(n, chunk), n % chunk or chunk}:
+    renderer.render_chunked({k: v[:size] for k, v in rays.items()}, chunk)
+  start = time.perf_counter()
+  renderer.render_chunked({k: v[chunk:] for k, v in rays.items()}, chunk)
+  return time.perf_counter() - start
+
+
+def _fast_renderer(model, rays):
+  """The default fast path of ``model``, its grid over the rays' box."""
+  from regnerf_tf import fast_render  # pylint: disable=import-outside-toplevel
+  return fast_render.FastRenderer(model, fast_render.bounds_from_rays([rays]))
+
+
+def measure_cost(preset: str) -> dict:
+  """Render seconds against rays (exact and fast), step seconds against the
+  batch (see the module docstring)."""
+  import keras  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import configs, model as model_lib  # pylint: disable=import-outside-toplevel
+  config = configs.get_preset(preset)
+  near, far = _near_far(config)
+  model = model_lib.build_model(config)
+  chunk = config.train.render_chunk
+  largest = 16 * FLAGS.cost_pixels
+  rays = _random_rays(largest + chunk, 5, near, far)
+  fast = _fast_renderer(model, rays)
+  renders = []
+  for scale in (1, 4, 16):
+    n = scale * FLAGS.cost_pixels
+    part = {k: v[:n + chunk] for k, v in rays.items()}
+    renders.append({"rays": n,
+                    "exact_seconds": _render_seconds(model, part, chunk),
+                    "fast_seconds": _render_seconds(fast, part, chunk)})
+  steps = []
+  for scale in (1, 2, 4):
+    observed = scale * FLAGS.cost_batch
+    cfg = configs.get_preset(preset, **{
+        "train.batch_size": observed, "train.patch_batch_size": 4 * observed})
+    keras.utils.clear_session()
+    times = step_times(*training_setup(cfg), max(3, FLAGS.steps // 2))
+    steps.append({"observed_rays": observed, "patch_rays": 4 * observed,
+                  "step_seconds": statistics.median(times[1:])})
+  return {"cost_preset": preset, "renders": renders, "steps": steps}
 
 
 def render_flops_per_ray(mlp, config) -> int:
@@ -257,7 +339,13 @@ def child(spec: str) -> dict:
   preset, precision, xla, what = spec.split(":")
   xla = xla == "true"
   if what == "matmul":
+    if FLAGS.threads:
+      import tensorflow as tf  # pylint: disable=import-outside-toplevel
+      tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+      tf.config.threading.set_inter_op_parallelism_threads(1)
     result = {"matmul_gflops": matmul_limit(FLAGS.matmul_rows)}
+  elif what == "cost":
+    result = measure_cost(preset)
   elif what == "train":
     result = measure_training(preset, precision, xla)
   else:
@@ -270,13 +358,15 @@ def child(spec: str) -> dict:
 # --- driver ------------------------------------------------------------------
 
 
-def _run_child(spec: str) -> dict:
+def _run_child(spec: str, threads: int = 0) -> dict:
   args = [sys.executable, "-m", "benchmarks.speed", f"--child={spec}",
           f"--steps={FLAGS.steps}", f"--batch_size={FLAGS.batch_size}",
           f"--patch_batch_size={FLAGS.patch_batch_size}",
           f"--micro_batches={FLAGS.micro_batches}",
           f"--render_rays={FLAGS.render_rays}",
-          f"--matmul_rows={FLAGS.matmul_rows}"]
+          f"--matmul_rows={FLAGS.matmul_rows}", f"--threads={threads}",
+          f"--cost_pixels={FLAGS.cost_pixels}",
+          f"--cost_batch={FLAGS.cost_batch}"]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   proc = subprocess.run(args, capture_output=True, text=True, env=env,
                         check=False)
@@ -296,16 +386,33 @@ def main(argv):
     print("RESULT " + json.dumps(child(FLAGS.child)), flush=True)
     return 0
   import platform  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import machine  # pylint: disable=import-outside-toplevel
   report = {"date": time.strftime("%Y-%m-%d %H:%M"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
                        f"{platform.python_version()}",
+            "cpu": machine.describe(),
+            "fma_peak_gflops": machine.fma_peak_gflops(),
             "batch": {"observed": FLAGS.batch_size,
                       "patch": FLAGS.patch_batch_size,
                       "micro_batches": FLAGS.micro_batches},
             "variants": []}
-  limit = _run_child("-:-:false:matmul")
-  report["matmul_gflops"] = limit.get("matmul_gflops", {})
-  print(f"matmul limit ([{FLAGS.matmul_rows}, 256] × [256, 256]): "
+  cpu = report["cpu"]
+  print(f"CPU {cpu['cpu']} at {cpu['cpu_mhz']} MHz "
+        f"({', '.join(cpu['vector_features'])}); bfloat16: "
+        f"{cpu['bfloat16_reason']}; FMA peak (ceiling): "
+        + (", ".join(f"{k} {v:.0f} GFLOP/s"
+                     for k, v in report["fma_peak_gflops"].items())
+           if report["fma_peak_gflops"] else "unknown"), flush=True)
+  report["matmul_gflops"], report["matmul_detail"] = {}, {}
+  for threads in (0, os.cpu_count() or 1):
+    limit = _run_child("-:-:false:matmul", threads).get("matmul_gflops", {})
+    for key, value in limit.pop("detail", {}).items():
+      report["matmul_detail"][f"{key} threads={threads or 'default'}"] = value
+    for key, value in limit.items():
+      report["matmul_gflops"][key] = max(report["matmul_gflops"].get(key, 0),
+                                         value)
+  print("matmul limit (best of widths " + "/".join(map(str, MATMUL_WIDTHS))
+        + ", default and per-core threads): "
         + ", ".join(f"{k} {v:.0f} GFLOP/s"
                     for k, v in report["matmul_gflops"].items()), flush=True)
   for preset in FLAGS.presets:
@@ -329,6 +436,8 @@ def main(argv):
           result["render_share_of_limit"] = rendered / 1e9 / peak
         report["variants"].append(result)
         print(_row(result), flush=True)
+  if FLAGS.cost:
+    report["cost"] = _run_child(f"{FLAGS.cost_preset}:float32:false:cost")
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
   from regnerf_tf import atomic  # pylint: disable=import-outside-toplevel
   atomic.write_json(FLAGS.output, report)
@@ -343,19 +452,21 @@ def _row(r: dict) -> str:
   return (f"{r['preset']} {r['precision']} xla={r['xla']}: "
           f"{r['step_seconds_median']:.2f} s/step, "
           f"{r['rays_per_sec']:.0f} rays/s train, "
-          f"{r['render_rays_per_sec']:.0f} rays/s render, "
+          f"{r['render_rays_per_sec']:.0f} rays/s render "
+          f"({r['render_fast_rays_per_sec']:.0f} fast), "
           f"{r['peak_rss_gb']:.1f} GB")
 
 
 def table(report: dict) -> str:
   head = ("| preset | precision | XLA | s/step | observed rays/s | patch rays/s "
           "| total rays/s | MLP-only s/step | train GFLOP/s | share of matmul "
-          "limit | render rays/s | render share | peak GB |")
-  lines = [head, "|" + "---|" * 13]
+          "limit | render rays/s | render share | fast render rays/s | "
+          "peak GB |")
+  lines = [head, "|" + "---|" * 14]
   for r in report["variants"]:
     if "error" in r:
       lines.append(f"| {r['preset']} | {r['precision']} | {r['xla']} | "
-                   "failed |" + " |" * 9)
+                   "failed |" + " |" * 10)
       continue
     lines.append(
         f"| {r['preset']} | {r['precision']} | {r['xla']} | "
@@ -366,6 +477,7 @@ def table(report: dict) -> str:
         f"{_fmt(r.get('train_share_of_limit'), '.0%')} | "
         f"{r['render_rays_per_sec']:.0f} | "
         f"{_fmt(r.get('render_share_of_limit'), '.0%')} | "
+        f"{r['render_fast_rays_per_sec']:.0f} | "
         f"{r['peak_rss_gb']:.1f} |")
   flops = {r["preset"]: r for r in report["variants"] if "error" not in r}
   notes = [f"{p}: {r['mlp_forward_flops_per_sample'] / 1e6:.3f} MFLOP per MLP "
@@ -376,7 +488,37 @@ def table(report: dict) -> str:
            "per rendered ray" for p, r in flops.items()]
   limits = ", ".join(f"{k} {v:.0f} GFLOP/s"
                      for k, v in report["matmul_gflops"].items())
-  return "\n".join([f"Matmul limit: {limits}.", *notes, "", *lines])
+  over = [f"{r['preset']} {r['precision']} xla={r['xla']}"
+          for r in report["variants"]
+          if max(r.get("train_share_of_limit") or 0,
+                 r.get("render_share_of_limit") or 0) > 1]
+  if over:  # the limit did not measure the limit
+    notes.append("Above the matmul limit (the limit test is too slow here): "
+                 + "; ".join(over))
+  return "\n".join([f"Matmul limit: {limits}.", *notes, "", *lines,
+                    *cost_table(report.get("cost"))])
+
+
+def cost_table(cost: dict | None) -> list[str]:
+  """Markdown lines of the ``--cost`` measurements (none without them)."""
+  if not cost or "error" in cost:
+    return [] if not cost else ["", f"Cost table failed: {cost['error']}"]
+  lines = ["", f"How cost grows ({cost['cost_preset']}, float32, random "
+           "weights):", "",
+           "| rays rendered | exact s | fast s | exact rays/s | fast rays/s |",
+           "|---|---|---|---|---|"]
+  for r in cost["renders"]:
+    lines.append(f"| {r['rays']} | {r['exact_seconds']:.2f} | "
+                 f"{r['fast_seconds']:.2f} | "
+                 f"{r['rays'] / r['exact_seconds']:.0f} | "
+                 f"{r['rays'] / r['fast_seconds']:.0f} |")
+  lines += ["", "| observed + patch rays per step | s/step | rays/s |",
+            "|---|---|---|"]
+  for r in cost["steps"]:
+    total = r["observed_rays"] + r["patch_rays"]
+    lines.append(f"| {r['observed_rays']} + {r['patch_rays']} | "
+                 f"{r['step_seconds']:.3f} | {total / r['step_seconds']:.0f} |")
+  return lines
 
 
 def run():

@@ -15,6 +15,7 @@ AVX2-only CPU).
 from __future__ import annotations
 
 import functools
+import os
 import platform
 
 import tensorflow as tf
@@ -87,8 +88,43 @@ def native_bfloat16() -> tuple[bool, str]:
                  "(bfloat16 would be emulated)")
 
 
+@functools.lru_cache(maxsize=None)
+def cpu_mhz() -> float | None:
+  """The clock /proc/cpuinfo reports for the first CPU (None where absent)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("cpu MHz"):
+          return float(line.split(":", 1)[1])
+  except (OSError, ValueError):
+    pass
+  return None
+
+
+def fma_peak_gflops(cores: int | None = None) -> dict[str, float] | None:
+  """A ceiling on matmul GFLOP/s from the CPU's features and clock.
+
+  cores × GHz × 2 FMA units × lanes × 2 FLOPs, with 16 float32 lanes for
+  AVX-512 and 8 for AVX2 (the most any x86 core issues per cycle; a core with
+  one FMA unit, or that splits 512-bit operations in two, reaches half).
+  bfloat16 dot products (AVX512_BF16, AMX) do twice the float32 FLOPs per
+  instruction. None when the clock or the features are unknown.
+  """
+  mhz = cpu_mhz()
+  flags = cpu_flags()
+  lanes = 16 if "avx512f" in flags else 8 if "fma" in flags else 0
+  if not mhz or not lanes:
+    return None
+  cores = cores or os.cpu_count() or 1
+  fp32 = cores * mhz / 1000.0 * 2 * lanes * 2
+  native = any(f in flags for f in BF16_CPU_FLAGS)
+  return {"float32": fp32, "bfloat16": 2 * fp32 if native else fp32}
+
+
 def describe() -> dict:
-  """The CPU model, its vector features and the bfloat16 verdict, for reports."""
+  """The CPU model, clock, vector features and the bfloat16 verdict, for
+  reports."""
   native, why = native_bfloat16()
-  return {"cpu": cpu_model(), "vector_features": vector_features(),
+  return {"cpu": cpu_model(), "cpu_mhz": cpu_mhz(),
+          "vector_features": vector_features(),
           "native_bfloat16": native, "bfloat16_reason": why}

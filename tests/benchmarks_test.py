@@ -28,6 +28,38 @@ def test_flops_per_sample_follow_the_layer_shapes():
       128 * 2 * (_llff3_macs(False) + _llff3_macs(True))
 
 
+def _variant(share_train, share_render):
+  return {"preset": "p", "precision": "float32", "xla": "false",
+          "step_seconds_median": 1.0, "observed_rays_per_sec": 1.0,
+          "patch_rays_per_sec": 4.0, "rays_per_sec": 5.0,
+          "render_rays_per_sec": 10.0, "render_fast_rays_per_sec": 20.0,
+          "peak_rss_gb": 1.0, "train_share_of_limit": share_train,
+          "render_share_of_limit": share_render,
+          "mlp_forward_flops_per_sample": 1e6,
+          "mlp_forward_flops_per_sample_density_only": 8e5,
+          "train_flops_per_step": 1e12, "render_flops_per_ray": 1e8}
+
+
+def test_speed_table_names_workloads_above_the_matmul_limit():
+  report = {"matmul_gflops": {"float32": 100.0}, "variants": [
+      _variant(0.8, 0.9)]}
+  assert "Above the matmul limit" not in speed.table(report)
+  report["variants"].append(dict(_variant(1.1, 0.5), xla="true"))
+  text = speed.table(report)
+  assert "Above the matmul limit" in text and "p float32 xla=true" in text
+
+
+def test_speed_cost_table_rows():
+  cost = {"cost_preset": "llff3_cpu",
+          "renders": [{"rays": 100, "exact_seconds": 2.0, "fast_seconds": 1.0}],
+          "steps": [{"observed_rays": 8, "patch_rays": 32,
+                     "step_seconds": 0.5}]}
+  lines = speed.cost_table(cost)
+  assert "| 100 | 2.00 | 1.00 | 50 | 100 |" in lines
+  assert "| 8 + 32 | 0.500 | 80 |" in lines
+  assert speed.cost_table(None) == []
+
+
 @pytest.mark.parametrize("method,preset,weight", [
     ("mipnerf", "llff3_cpu_mipnerf", 0.0),
     ("regnerf_tv", "llff3_cpu", 0.0),

@@ -188,3 +188,16 @@ def test_native_bfloat16_from_cpu_flags(monkeypatch):
   assert not machine.native_bfloat16()[0]
   monkeypatch.setattr(machine, "_gpu_capabilities", lambda: [(8, 0), (9, 0)])
   assert machine.native_bfloat16()[0]
+
+
+def test_fma_peak_from_features_and_clock(monkeypatch):
+  monkeypatch.setattr(machine, "cpu_mhz", lambda: 2000.0)
+  monkeypatch.setattr(machine, "cpu_flags",
+                      lambda: frozenset({"fma", "avx2", "avx512f",
+                                         "avx512_bf16"}))
+  # 2 cores × 2 GHz × 2 FMA units × 16 lanes × 2 FLOPs; bfloat16 twice that.
+  assert machine.fma_peak_gflops(2) == {"float32": 256.0, "bfloat16": 512.0}
+  monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"fma", "avx2"}))
+  assert machine.fma_peak_gflops(2) == {"float32": 128.0, "bfloat16": 128.0}
+  monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset())
+  assert machine.fma_peak_gflops(2) is None
