@@ -41,6 +41,10 @@ Methods (``--methods``, comma separated):
 
 Killed, it resumes: each method trains in its own run folder, the curve is
 saved next to the checkpoint, and finished methods are not run again.
+
+The final scores are rendered by the exact renderer; ``--fast`` scores them
+with the fast path (:mod:`regnerf_tf.fast_render`) instead, and each row of
+``results.json`` says which (``renderer``).
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ from absl import app, flags
 import regnerf_tf  # noqa: F401  (sets the Keras backend before keras loads)
 import keras
 
-from regnerf_tf import atomic, configs, evaluation, flows, scenes, training
+from regnerf_tf import atomic, configs, evaluation, fast_render, flows, scenes
+from regnerf_tf import training
 from benchmarks import plots
 
 FLAGS = flags.FLAGS
@@ -157,6 +162,9 @@ def define_flags():
   flags.DEFINE_string("lpips_weights", None, "LPIPS weights (.npz); default: "
                       "those regnerf-lpips-weights wrote, when present.")
   flags.DEFINE_string("lpips_net", "vgg", "alex or vgg.")
+  flags.DEFINE_bool("fast", False, "Score the final renders with the fast "
+                    "renderer (regnerf_tf.fast_render) instead of the exact "
+                    "one; results.json records which rendered each row.")
   flags.DEFINE_multi_string("override", [], "section.field=value for every "
                             "method (e.g. train.seed=1).")
   flags.DEFINE_integer("downsample", 0, "Train and evaluate at 1/k of the "
@@ -274,7 +282,9 @@ def run_method(method: str, scene, root: str, lpips, lpips_status,
       callbacks=[CurveRecorder(workdir, curve_records,
                                settings["curve_every"])])
   train_seconds = time.time() - start
-  report = evaluation.evaluate_run(model, scene.test,
+  renderer = (fast_render.FastRenderer.for_records(model, scene.train)
+              if settings.get("fast") else model)
+  report = evaluation.evaluate_run(renderer, scene.test,
                                  os.path.join(workdir, "eval"), lpips,
                                  lpips_status, chunk=EVAL_CHUNK)
   summary = {"method": method, "label": LABELS[method], "preset": config.name,
@@ -284,7 +294,8 @@ def run_method(method: str, scene, root: str, lpips, lpips_status,
              "appearance_weight": config.reg.appearance_weight,
              "train_seconds_last_session": round(train_seconds, 1),
              "curve_views": len(curve_records),
-             "curve": load_curve(workdir), "mean": report["mean"]}
+             "curve": load_curve(workdir), "mean": report["mean"],
+             "renderer": report["renderer"]}
   atomic.write_json(done, summary)
   return summary
 
@@ -300,7 +311,9 @@ def result_row(summary: dict) -> dict:
   for key in ("masked_psnr", "masked_ssim"):
     if key in mean:
       row[key] = mean[key]
-  row.update({"appearance_weight": summary["appearance_weight"],
+  row.update({"renderer": summary.get("renderer",
+                                      {"renderer": "exact"})["renderer"],
+              "appearance_weight": summary["appearance_weight"],
               "curve_views": summary.get("curve_views"),
               "curve": summary["curve"]})
   return row
@@ -448,7 +461,7 @@ def main(argv):
               "curve_views": (protocol.curve_views if FLAGS.curve_views < 0
                               else FLAGS.curve_views),
               "appearance_weight": FLAGS.appearance_weight,
-              "overrides": FLAGS.override}
+              "overrides": FLAGS.override, "fast": FLAGS.fast}
   lpips, status = evaluation.load_lpips(FLAGS.lpips_weights, FLAGS.lpips_net)
   first = None
   for n_views in view_counts:

@@ -307,3 +307,14 @@ def test_profile_self_time_subtracts_nested_events():
   got = dict(profile.self_times(events))
   assert got == {"parent": 30, "a": 20, "b": 40, "c": 10, "d": 5}
   assert sum(got.values()) == 105  # the thread's busy time, counted once
+
+
+def test_result_rows_say_which_renderer_scored_them():
+  summary = {"method": "regnerf", "label": quality.LABELS["regnerf"],
+             "preset": "p", "n_views": 3, "train_views": [0, 1, 2],
+             "steps": 20, "appearance_weight": 0.0, "curve": [],
+             "mean": {"psnr": 20.0, "ssim": 0.5}}
+  # Summaries written before the fast path existed were scored exactly.
+  assert quality.result_row(summary)["renderer"] == "exact"
+  summary["renderer"] = {"renderer": "fast", "precision": "bfloat16"}
+  assert quality.result_row(summary)["renderer"] == "fast"
