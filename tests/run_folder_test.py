@@ -8,8 +8,9 @@ import os
 
 import pytest
 import tensorflow as tf
-from absl import flags
+from absl import app, flags
 
+from regnerf_tf import machine
 from regnerf_tf.cli import common
 from regnerf_tf.cli import eval as eval_cli
 from regnerf_tf.cli import train as train_cli
@@ -217,3 +218,37 @@ def test_restart_moves_the_old_run_aside(tmp_path, capsys):
       "max_steps"] == 3
   with pytest.raises(Exception, match="give one of them"):
     _run_cli(train_cli, ["--restart", "--resume_with_changes", *base])
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_follows_the_machine_and_then_the_run(
+    tmp_path, monkeypatch, capsys, native):
+  monkeypatch.setattr(machine, "native_bfloat16",
+                      lambda: (native, "the machine says so"))
+  workdir = tmp_path / "run"
+  base = [f"--workdir={workdir}", "--eval_views=none", "--synthetic",
+          "--steps=2", *[f"--override={o}" for o in TINY]]
+  assert _run_cli(train_cli, ["--preset=dtu3_small", *base]) == 0
+  expected = "mixed_bfloat16" if native else "float32"
+  recorded = json.loads((workdir / "config.json").read_text())
+  assert recorded["model"]["precision"] == expected
+  assert f"{expected} (auto: the machine says so)" in capsys.readouterr().out
+  # Resumed on a machine that says the opposite: the run keeps its own
+  # precision (auto would otherwise change the config and be refused).
+  monkeypatch.setattr(machine, "native_bfloat16",
+                      lambda: (not native, "the other machine"))
+  assert _run_cli(train_cli, ["--preset=dtu3_small", *base]) == 0
+  assert f"{expected} (the run in {workdir})" in capsys.readouterr().out
+  assert json.loads((workdir / "config.json").read_text()) == recorded
+
+
+def test_precision_flag_and_override_must_agree(tmp_path):
+  base = [f"--workdir={tmp_path / 'run'}", "--synthetic", "--steps=1",
+          "--quiet", "--eval_views=none", "--precision=float32",
+          *[f"--override={o}" for o in TINY]]
+  with pytest.raises(app.UsageError, match="disagree"):
+    _run_cli(train_cli, ["--preset=dtu3_small", *base,
+                         "--override=model.precision=mixed_bfloat16"])
+  assert _run_cli(train_cli, ["--preset=dtu3_small", *base]) == 0
+  assert json.loads((tmp_path / "run" / "config.json").read_text())[
+      "model"]["precision"] == "float32"

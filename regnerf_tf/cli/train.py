@@ -29,7 +29,8 @@ import sys
 from absl import app, flags
 
 from regnerf_tf.cli import common
-from regnerf_tf import configs, distribute, evaluation, run_folder, training
+from regnerf_tf import configs, distribute, evaluation, machine, run_folder
+from regnerf_tf import training
 from regnerf_tf.datasets import readers
 
 FLAGS = flags.FLAGS
@@ -49,6 +50,13 @@ def define_flags():
                     "--workdir with a config that differs from its own; the "
                     "changes are recorded in its history.json.")
   flags.DEFINE_multi_string("override", [], "section.field=value; repeatable.")
+  flags.DEFINE_enum("precision", "auto", ["auto", *configs.PRECISIONS],
+                    "The MLP's precision (model.precision). auto: a new run "
+                    "trains in mixed_bfloat16 where the machine has bfloat16 "
+                    "natively (AVX512_BF16 or AMX CPUs, GPUs of compute "
+                    "capability 8.0+), in float32 elsewhere; a run in "
+                    "--workdir keeps its own; an --override of "
+                    "model.precision wins.")
   flags.DEFINE_string("workdir", None, "Run folder: config, checkpoints, logs.")
   common.define_scene_flags()
   flags.DEFINE_integer("steps", None, "Shortcut for --override=train.max_steps=N.",
@@ -96,6 +104,34 @@ def build_config(preset: str | None, overrides, steps=None,
   return configs.get_preset(preset, **parsed)
 
 
+def resolve_precision(config, requested: str, overrides,
+                      workdir: str | None) -> tuple[object, str]:
+  """``config`` with the precision ``--precision`` asks for, and why.
+
+  Raises:
+    app.UsageError: ``--precision`` and an override of model.precision
+      disagree.
+  """
+  parsed = dict(configs.parse_override(o) for o in overrides)
+  overridden = parsed.get("model.precision")
+  if requested != "auto":
+    if overridden is not None and overridden != requested:
+      raise app.UsageError(
+          f"--precision={requested} and --override=model.precision="
+          f"{overridden} disagree; give one of them.")
+    return (config.replace(**{"model.precision": requested}),
+            "--precision")
+  if overridden is not None:
+    return config, "--override=model.precision"
+  run = run_folder.run_config(workdir) if workdir else None
+  if run is not None:
+    return (config.replace(**{"model.precision": run.model.precision}),
+            f"the run in {workdir}")
+  native, why = machine.native_bfloat16()
+  return (config.replace(**{"model.precision": "mixed_bfloat16" if native
+                            else "float32"}), f"auto: {why}")
+
+
 def load_prior(spec: str | None):
   if not spec:
     return None
@@ -137,6 +173,9 @@ def main(argv):
     raise app.UsageError("--restart and --resume_with_changes need --workdir.")
   config = build_config(FLAGS.preset, FLAGS.override, FLAGS.steps,
                         FLAGS.workdir)
+  config, precision_reason = resolve_precision(
+      config, FLAGS.precision, FLAGS.override,
+      None if FLAGS.restart else FLAGS.workdir)
   if FLAGS.prior and config.reg.appearance_weight <= 0:
     raise app.UsageError(
         f"--prior={FLAGS.prior} would not be used: it is the patch prior of "
@@ -169,7 +208,8 @@ def main(argv):
           f"({scene.kind}), input views "
           f"{[int(r['view_index']) for r in scene.train]}, "
           f"{len(scene.test)} held-out views, {config.train.max_steps} steps, "
-          f"{strategy.num_replicas_in_sync} replica(s).")
+          f"{strategy.num_replicas_in_sync} replica(s), "
+          f"{config.model.precision} ({precision_reason}).")
   model = training.train(
       config, scene.train, FLAGS.workdir,
       preview_record=scene.test[0] if scene.test else None,
