@@ -321,10 +321,17 @@ class Cell:
             "workdir": self.workdir}
 
   def train_args(self) -> list[str]:
-    """regnerf-train's arguments (after ``python -m regnerf_tf.cli.train``)."""
+    """regnerf-train's arguments (after ``python -m regnerf_tf.cli.train``).
+
+    The precision is the config's (the preset's, or an override's), never
+    regnerf-train's ``auto``: every cell of a grid trains alike on every
+    machine of the cluster, and :func:`finished` can compare configs.
+    """
+    precision = configs.get_preset(self.preset,
+                                   **dict(self.overrides)).model.precision
     return ([f"--preset={self.preset}", *self.scene.flags(self.views)]
             + ([f"--downscale={self.downscale}"] if self.downscale > 1 else [])
-            + [f"--workdir={self.workdir}"]
+            + [f"--workdir={self.workdir}", f"--precision={precision}"]
             + [f"--override={k}={json.dumps(v)}" for k, v in self.overrides]
             + ["--eval_views=none", "--quiet"])
 

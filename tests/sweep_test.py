@@ -77,6 +77,8 @@ def test_the_grid_expands_to_every_scene_view_count_method_and_seed(
   assert args[:2] == ["--preset=dtu6", f"--scene_dir={scene_dirs[1]}"]
   assert "--override=train.max_steps=7" in args
   assert "--override=train.seed=7" in args
+  # The config's precision, never regnerf-train's machine-dependent auto.
+  assert "--precision=float32" in args
   assert args[-2:] == ["--eval_views=none", "--quiet"]
   assert cell.eval_args() == [f"--workdir={cell.workdir}", "--lpips_net=vgg"]
 
