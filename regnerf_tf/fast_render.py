@@ -44,7 +44,6 @@ import tensorflow as tf
 from regnerf_tf import data as data_lib
 from regnerf_tf import errors, layers, machine, mip, rendering, renderer
 from regnerf_tf import rays as rays_lib
-from regnerf_tf import sampling
 from regnerf_tf.rays import RAY_FIELDS, RAY_WIDTHS, check_rays
 
 # Points per MLP call while baking (bounded memory at any resolution).
@@ -284,16 +283,10 @@ def render_levels_fast(mlp, model_config, rays: dict[str, tf.Tensor],
                if options.transmittance_floor > 0 else -np.inf)
   norms = tf.norm(rays["directions"], axis=-1, keepdims=True)
   outputs = []
-  t_vals = None
   for level in range(m.num_levels):
-    if level == 0:
-      t_vals = sampling.stratified_fenceposts(
-          rays["near"], rays["far"], options.samples or m.num_samples, False,
-          lindisp=m.lindisp)
-    else:
-      t_vals = sampling.resample_along_rays(
-          t_vals, outputs[-1]["weights"], False,
-          resample_padding=m.resample_padding)
+    t_vals = renderer.level_fenceposts(m, rays,
+                                       outputs[-1] if outputs else None,
+                                       False, num_samples=options.samples)
     means, covs = mip.cast_rays(t_vals, rays["origins"], rays["directions"],
                                 rays["radii"], m.ray_shape)
     deltas = (t_vals[:, 1:] - t_vals[:, :-1]) * norms

@@ -59,18 +59,11 @@ def render_levels(mlp, model_config, rays: dict[str, tf.Tensor],
   rays = {k: tf.cast(v, tf.float32) for k, v in rays.items()
           if k in RAY_FIELDS}
   outputs = []
-  t_vals = None
   for level in range(m.num_levels):
     sample_seed = seeds[2 * level] if randomized else None
     noise_seed = seeds[2 * level + 1] if randomized else None
-    if level == 0:
-      t_vals = sampling.stratified_fenceposts(
-          rays["near"], rays["far"], num_samples or m.num_samples, randomized,
-          sample_seed, lindisp=m.lindisp)
-    else:
-      t_vals = sampling.resample_along_rays(
-          t_vals, outputs[-1]["weights"], randomized, sample_seed,
-          resample_padding=m.resample_padding, stop_grad=m.stop_level_grad)
+    t_vals = level_fenceposts(m, rays, outputs[-1] if outputs else None,
+                              randomized, sample_seed, num_samples)
     means, covs = mip.cast_rays(t_vals, rays["origins"], rays["directions"],
                                 rays["radii"], m.ray_shape)
     colour = need_rgb and (coarse_rgb or level == m.num_levels - 1)
@@ -85,6 +78,25 @@ def render_levels(mlp, model_config, rays: dict[str, tf.Tensor],
       out["sample_rgb"] = rgb
     outputs.append(out)
   return outputs
+
+
+def level_fenceposts(model_config, rays: dict[str, tf.Tensor],
+                     previous: dict[str, tf.Tensor] | None, randomized: bool,
+                     seed=None, num_samples: int | None = None) -> tf.Tensor:
+  """A level's fenceposts [N, S + 1]: stratified between near and far on the
+  first level (``previous`` None), resampled from the previous level's
+  output (its ``t_vals`` and ``weights``) on the next.
+
+  ``num_samples``: intervals per level; None: ``model_config.num_samples``.
+  """
+  m = model_config
+  if previous is None:
+    return sampling.stratified_fenceposts(
+        rays["near"], rays["far"], num_samples or m.num_samples, randomized,
+        seed, lindisp=m.lindisp)
+  return sampling.resample_along_rays(
+      previous["t_vals"], previous["weights"], randomized, seed,
+      resample_padding=m.resample_padding, stop_grad=m.stop_level_grad)
 
 
 def render_in_chunks(render_fn, rays: dict[str, tf.Tensor],

@@ -87,7 +87,7 @@ def define_renderer_flags(fast_by_default: bool):
 def make_renderer(model, scene):
   """The model, or its fast renderer over ``scene``'s training views, as the
   renderer flags ask; with a one-line description of which rendered."""
-  fast = FLAGS["exact"].value is False if "exact" in FLAGS else FLAGS.fast
+  fast = not FLAGS.exact if "exact" in FLAGS else FLAGS.fast
   if not fast:
     if FLAGS.render_samples is not None or FLAGS.precision != "auto":
       raise app.UsageError(
