@@ -42,6 +42,9 @@ def define_flags():
   flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
                     "model.precision.")
   flags.DEFINE_bool("xla", False, "train.jit_compile.")
+  flags.DEFINE_string("threads", "auto", "TensorFlow's threads, as "
+                      "regnerf-train's --threads: auto (what it chooses on "
+                      "this machine), default or INTRA:INTER.")
   flags.DEFINE_integer("steps", 2, "Traced training steps (after one untraced "
                        "step that compiles).")
   flags.DEFINE_integer("batch_size", 1024, "Observed rays per step.")
@@ -146,6 +149,12 @@ def main(argv):
   del argv
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from benchmarks import speed  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import machine  # pylint: disable=import-outside-toplevel
+  try:
+    intra, inter, why = machine.training_threads(FLAGS.threads)
+  except ValueError as e:
+    raise app.UsageError(f"--threads: {e}") from None
+  machine.apply_threads(intra, inter)
   # The speed benchmark's config: this module defines the batch flags it reads.
   model, batch = speed.training_setup(
       speed.config_for(FLAGS.preset, FLAGS.precision, FLAGS.xla))
@@ -160,9 +169,12 @@ def main(argv):
   summary = summarise(load_xspace(trace))
   summary.update({"preset": FLAGS.preset, "precision": FLAGS.precision,
                   "xla": FLAGS.xla, "steps": FLAGS.steps,
+                  "threads": {"intra_op": intra, "inter_op": inter,
+                              "why": why},
                   "wall_seconds_per_step": wall / FLAGS.steps,
                   "trace": trace})
-  print(f"{FLAGS.preset} {FLAGS.precision} xla={FLAGS.xla}: "
+  print(f"{FLAGS.preset} {FLAGS.precision} xla={FLAGS.xla}, threads "
+        f"{intra or 'default'}:{inter or 'default'} ({why}): "
         f"{summary['wall_seconds_per_step']:.2f} s per traced step; op self "
         f"time {summary['op_seconds_total'] / FLAGS.steps:.2f} s per step on "
         f"all threads, of which matmuls {summary['matmul_share']:.1%}.")

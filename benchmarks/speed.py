@@ -24,6 +24,12 @@ One command measures, on this machine and in one run::
   full step shows how much time goes to everything else (encoding, sampling,
   compositing, losses, the optimizer).
 
+``--isa=native,AVX2`` repeats every measurement with oneDNN and XLA capped at
+AVX2 (``ONEDNN_MAX_CPU_ISA``, ``--xla_cpu_max_isa``), which measures the
+code path of a CPU without AVX-512 on this one; ``--thread_settings=default,2:1``
+repeats the training and rendering variants with other intra-op:inter-op
+thread counts.
+
 The batch is the issue's comparison batch by default: 1024 observed rays and
 4096 patch rays (64 patches of 8×8) per step. It prints one table and writes
 JSON (``--output``).
@@ -49,12 +55,63 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 
 PRECISIONS = ("float32", "mixed_bfloat16")
+# --isa caps: oneDNN's level name → XLA's --xla_cpu_max_isa name.
+ISA_CAPS = {"AVX2": "AVX2", "AVX512_CORE": "AVX512",
+            "AVX512_CORE_VNNI": "AVX512_VNNI",
+            "AVX512_CORE_BF16": "AVX512_BF16"}
+
+
+def isa_env(isa: str) -> dict:
+  """Environment variables that cap a child at ``isa`` ('native': none)."""
+  if isa == "native":
+    return {}
+  level = isa.upper()
+  if level not in ISA_CAPS:
+    raise app.UsageError(f"--isa={isa}: expected 'native' or one of "
+                         f"{', '.join(ISA_CAPS)}.")
+  xla = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split()
+                 if not f.startswith("--xla_cpu_max_isa"))
+  return {"ONEDNN_MAX_CPU_ISA": level,
+          "XLA_FLAGS": f"{xla} --xla_cpu_max_isa={ISA_CAPS[level]}".strip()}
+
+
+def bfloat16_under(isa: str) -> bool:
+  """Whether oneDNN has bfloat16 matmuls under ``isa`` on this CPU."""
+  from regnerf_tf import machine  # pylint: disable=import-outside-toplevel
+  if isa == "native":
+    return machine.native_bfloat16()[0] or not machine.cpu_flags()
+  names = [level for level, _ in machine.ISA_LEVELS]
+  return (names.index(isa.upper()) >= names.index("AVX512_CORE_BF16")
+          and machine.native_bfloat16()[0])
+
+
+def parse_threads(setting: str) -> tuple[int, int]:
+  """'default' → (0, 0); 'INTRA:INTER' → the two counts; 'auto' → what
+  regnerf-train chooses on this machine (:func:`machine.training_threads`)."""
+  from regnerf_tf import machine  # pylint: disable=import-outside-toplevel
+  try:
+    return machine.training_threads(setting)[:2]
+  except ValueError as e:
+    raise app.UsageError(f"--thread_settings: {e}") from None
 
 
 def define_flags():
   flags.DEFINE_list("presets", ["llff3", "llff3_small"], "Presets to measure.")
   flags.DEFINE_list("precisions", list(PRECISIONS), "Precisions.")
   flags.DEFINE_list("xla", ["false", "true"], "XLA settings.")
+  flags.DEFINE_list("isa", ["native"], "Instruction sets to run under: "
+                    "'native' (everything the CPU has) and/or a cap, "
+                    f"one of {', '.join(ISA_CAPS)}. A cap runs the children "
+                    "with ONEDNN_MAX_CPU_ISA and XLA's --xla_cpu_max_isa set, "
+                    "so that an AVX-512 machine measures the AVX2 code path "
+                    "(same cores, caches and clock; bfloat16 variants are "
+                    "skipped under a cap without bfloat16, where oneDNN has "
+                    "no bfloat16 matmul and crashes).")
+  flags.DEFINE_list("thread_settings", ["default"], "Thread settings of the "
+                    "training and rendering variants: 'default' "
+                    "(TensorFlow's), 'auto' (what regnerf-train chooses "
+                    "here) and/or 'INTRA:INTER' (intra-op and inter-op "
+                    "threads).")
   flags.DEFINE_integer("steps", 11, "Training steps per variant (the first "
                        "one, which compiles, is not counted).")
   flags.DEFINE_integer("batch_size", 1024, "Observed rays per step.")
@@ -68,7 +125,9 @@ def define_flags():
   flags.DEFINE_bool("mlp_only", True, "Also time the MLP alone.")
   flags.DEFINE_string("child", None, "Internal: run one variant "
                       "(preset:precision:xla:what) and print its JSON.")
-  flags.DEFINE_integer("threads", 0, "Internal: intra-op threads of a matmul "
+  flags.DEFINE_integer("threads", 0, "Internal: intra-op threads of a child "
+                       "(0: TensorFlow's default).")
+  flags.DEFINE_integer("inter_threads", 0, "Internal: inter-op threads of a "
                        "child (0: TensorFlow's default).")
   flags.DEFINE_bool("cost", False, "Also measure how render and step time "
                     "grow (see the module docstring).")
@@ -99,8 +158,12 @@ def matmul_limit(rows: int, widths=MATMUL_WIDTHS, repeats: int = 10) -> dict:
   Returns {dtype: best over ``widths``, "detail": {"<dtype> W=<w>": GFLOP/s}}.
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from regnerf_tf import machine  # pylint: disable=import-outside-toplevel
   result = {"detail": {}}
-  for dtype in (tf.float32, tf.bfloat16):
+  dtypes = [tf.float32, tf.bfloat16]
+  if machine.isa_cap() and not machine.native_bfloat16()[0]:
+    dtypes.pop()  # under a cap without bfloat16, oneDNN's bfloat16 crashes
+  for dtype in dtypes:
     for width in widths:
       n = rows * 256 // width  # the same FLOPs for every width
       a = tf.cast(tf.random.normal([n, width]), dtype)
@@ -338,11 +401,13 @@ def measure_mlp_only(preset: str, precision: str, xla: bool) -> dict:
 def child(spec: str) -> dict:
   preset, precision, xla, what = spec.split(":")
   xla = xla == "true"
-  if what == "matmul":
+  if FLAGS.threads or FLAGS.inter_threads:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     if FLAGS.threads:
-      import tensorflow as tf  # pylint: disable=import-outside-toplevel
       tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-      tf.config.threading.set_inter_op_parallelism_threads(1)
+    if FLAGS.inter_threads:
+      tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_threads)
+  if what == "matmul":
     result = {"matmul_gflops": matmul_limit(FLAGS.matmul_rows)}
   elif what == "cost":
     result = measure_cost(preset)
@@ -358,16 +423,18 @@ def child(spec: str) -> dict:
 # --- driver ------------------------------------------------------------------
 
 
-def _run_child(spec: str, threads: int = 0) -> dict:
+def _run_child(spec: str, threads: int = 0, inter: int = 0,
+               isa: str = "native") -> dict:
   args = [sys.executable, "-m", "benchmarks.speed", f"--child={spec}",
           f"--steps={FLAGS.steps}", f"--batch_size={FLAGS.batch_size}",
           f"--patch_batch_size={FLAGS.patch_batch_size}",
           f"--micro_batches={FLAGS.micro_batches}",
           f"--render_rays={FLAGS.render_rays}",
           f"--matmul_rows={FLAGS.matmul_rows}", f"--threads={threads}",
+          f"--inter_threads={inter}",
           f"--cost_pixels={FLAGS.cost_pixels}",
           f"--cost_batch={FLAGS.cost_batch}"]
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **isa_env(isa))
   proc = subprocess.run(args, capture_output=True, text=True, env=env,
                         check=False)
   for line in proc.stdout.splitlines()[::-1]:
@@ -403,39 +470,60 @@ def main(argv):
         + (", ".join(f"{k} {v:.0f} GFLOP/s"
                      for k, v in report["fma_peak_gflops"].items())
            if report["fma_peak_gflops"] else "unknown"), flush=True)
+  isas = list(dict.fromkeys(FLAGS.isa))
+  for isa in isas:
+    isa_env(isa)  # refuses an unknown level before anything runs
+  thread_settings = [(t, *parse_threads(t)) for t in FLAGS.thread_settings]
   report["matmul_gflops"], report["matmul_detail"] = {}, {}
-  for threads in (0, os.cpu_count() or 1):
-    limit = _run_child("-:-:false:matmul", threads).get("matmul_gflops", {})
-    for key, value in limit.pop("detail", {}).items():
-      report["matmul_detail"][f"{key} threads={threads or 'default'}"] = value
-    for key, value in limit.items():
-      report["matmul_gflops"][key] = max(report["matmul_gflops"].get(key, 0),
-                                         value)
-  print("matmul limit (best of widths " + "/".join(map(str, MATMUL_WIDTHS))
-        + ", default and per-core threads): "
-        + ", ".join(f"{k} {v:.0f} GFLOP/s"
-                    for k, v in report["matmul_gflops"].items()), flush=True)
+  for isa in isas:
+    best = report["matmul_gflops"].setdefault(isa, {})
+    for threads in (0, os.cpu_count() or 1):
+      limit = _run_child("-:-:false:matmul", threads, 1 if threads else 0,
+                         isa).get("matmul_gflops", {})
+      for key, value in limit.pop("detail", {}).items():
+        report["matmul_detail"][
+            f"{key} threads={threads or 'default'} isa={isa}"] = value
+      for key, value in limit.items():
+        if key == "bfloat16" and not bfloat16_under(isa):
+          continue
+        best[key] = max(best.get(key, 0), value)
+    print(f"matmul limit, isa={isa} (best of widths "
+          + "/".join(map(str, MATMUL_WIDTHS))
+          + ", default and per-core threads): "
+          + (", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in best.items())
+             or "failed"), flush=True)
   for preset in FLAGS.presets:
-    for precision in FLAGS.precisions:
-      for xla in FLAGS.xla:
-        result = _run_child(f"{preset}:{precision}:{xla}:train")
-        result.update({"preset": preset, "precision": precision, "xla": xla})
-        if FLAGS.mlp_only and "error" not in result:
-          only = _run_child(f"{preset}:{precision}:{xla}:mlp")
-          result["mlp_step_seconds_median"] = only.get(
-              "mlp_step_seconds_median")
-        key = "bfloat16" if precision == "mixed_bfloat16" else "float32"
-        peak = report["matmul_gflops"].get(key)
-        if "error" not in result and peak:
-          achieved = (result["train_flops_per_step"]
-                      / result["step_seconds_median"])
-          result["train_gflops"] = achieved / 1e9
-          result["train_share_of_limit"] = achieved / 1e9 / peak
-          rendered = (result["render_rays_per_sec"]
-                      * result["render_flops_per_ray"])
-          result["render_share_of_limit"] = rendered / 1e9 / peak
-        report["variants"].append(result)
-        print(_row(result), flush=True)
+    for isa in isas:
+      for precision in FLAGS.precisions:
+        for xla in FLAGS.xla:
+          for threads, intra, inter in thread_settings:
+            labels = {"preset": preset, "precision": precision, "xla": xla,
+                      "isa": isa, "threads": threads}
+            if precision == "mixed_bfloat16" and not bfloat16_under(isa):
+              result = {"skipped": "no bfloat16 matmuls under this "
+                                   "instruction set"}
+            else:
+              result = _run_child(f"{preset}:{precision}:{xla}:train", intra,
+                                  inter, isa)
+            result.update(labels)
+            if FLAGS.mlp_only and "error" not in result \
+                and "skipped" not in result:
+              only = _run_child(f"{preset}:{precision}:{xla}:mlp", intra,
+                                inter, isa)
+              result["mlp_step_seconds_median"] = only.get(
+                  "mlp_step_seconds_median")
+            key = "bfloat16" if precision == "mixed_bfloat16" else "float32"
+            peak = report["matmul_gflops"][isa].get(key)
+            if "step_seconds_median" in result and peak:
+              achieved = (result["train_flops_per_step"]
+                          / result["step_seconds_median"])
+              result["train_gflops"] = achieved / 1e9
+              result["train_share_of_limit"] = achieved / 1e9 / peak
+              rendered = (result["render_rays_per_sec"]
+                          * result["render_flops_per_ray"])
+              result["render_share_of_limit"] = rendered / 1e9 / peak
+            report["variants"].append(result)
+            print(_row(result), flush=True)
   if FLAGS.cost:
     report["cost"] = _run_child(f"{FLAGS.cost_preset}:float32:false:cost")
   os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
@@ -446,10 +534,23 @@ def main(argv):
   return 0
 
 
+def _label(r: dict) -> str:
+  """'llff3 float32 xla=false', with the cap and threads when not native and
+  default."""
+  label = f"{r['preset']} {r['precision']} xla={r['xla']}"
+  if r.get("isa", "native") != "native":
+    label += f" isa={r['isa']}"
+  if r.get("threads", "default") != "default":
+    label += f" threads={r['threads']}"
+  return label
+
+
 def _row(r: dict) -> str:
   if "error" in r:
-    return f"{r['preset']} {r['precision']} xla={r['xla']}: FAILED {r['error']}"
-  return (f"{r['preset']} {r['precision']} xla={r['xla']}: "
+    return f"{_label(r)}: FAILED {r['error']}"
+  if "skipped" in r:
+    return f"{_label(r)}: skipped ({r['skipped']})"
+  return (f"{_label(r)}: "
           f"{r['step_seconds_median']:.2f} s/step, "
           f"{r['rays_per_sec']:.0f} rays/s train, "
           f"{r['render_rays_per_sec']:.0f} rays/s render "
@@ -458,18 +559,20 @@ def _row(r: dict) -> str:
 
 
 def table(report: dict) -> str:
-  head = ("| preset | precision | XLA | s/step | observed rays/s | patch rays/s "
-          "| total rays/s | MLP-only s/step | train GFLOP/s | share of matmul "
-          "limit | render rays/s | render share | fast render rays/s | "
-          "peak GB |")
-  lines = [head, "|" + "---|" * 14]
+  head = ("| preset | precision | XLA | ISA | threads | s/step | observed "
+          "rays/s | patch rays/s | total rays/s | MLP-only s/step | train "
+          "GFLOP/s | share of matmul limit | render rays/s | render share | "
+          "fast render rays/s | peak GB |")
+  lines = [head, "|" + "---|" * 16]
   for r in report["variants"]:
-    if "error" in r:
-      lines.append(f"| {r['preset']} | {r['precision']} | {r['xla']} | "
-                   "failed |" + " |" * 10)
+    first = (f"| {r['preset']} | {r['precision']} | {r['xla']} | "
+             f"{r.get('isa', 'native')} | {r.get('threads', 'default')} | ")
+    if "error" in r or "skipped" in r:
+      lines.append(first + ("failed" if "error" in r else "skipped")
+                   + " |" + " |" * 10)
       continue
     lines.append(
-        f"| {r['preset']} | {r['precision']} | {r['xla']} | "
+        first + 
         f"{r['step_seconds_median']:.2f} | {r['observed_rays_per_sec']:.0f} | "
         f"{r['patch_rays_per_sec']:.0f} | {r['rays_per_sec']:.0f} | "
         f"{_fmt(r.get('mlp_step_seconds_median'), '.2f')} | "
@@ -479,17 +582,19 @@ def table(report: dict) -> str:
         f"{_fmt(r.get('render_share_of_limit'), '.0%')} | "
         f"{r['render_fast_rays_per_sec']:.0f} | "
         f"{r['peak_rss_gb']:.1f} |")
-  flops = {r["preset"]: r for r in report["variants"] if "error" not in r}
+  flops = {r["preset"]: r for r in report["variants"]
+           if "step_seconds_median" in r}
   notes = [f"{p}: {r['mlp_forward_flops_per_sample'] / 1e6:.3f} MFLOP per MLP "
            f"evaluation ({r['mlp_forward_flops_per_sample_density_only'] / 1e6:.3f}"
            f" for patch rays, whose colour no loss uses), "
            f"{r['train_flops_per_step'] / 1e12:.3f} TFLOP per training step "
            f"(forward + backward), {r['render_flops_per_ray'] / 1e6:.0f} MFLOP "
            "per rendered ray" for p, r in flops.items()]
-  limits = ", ".join(f"{k} {v:.0f} GFLOP/s"
-                     for k, v in report["matmul_gflops"].items())
-  over = [f"{r['preset']} {r['precision']} xla={r['xla']}"
-          for r in report["variants"]
+  limits = "; ".join(
+      f"isa={isa}: " + ", ".join(f"{k} {v:.0f} GFLOP/s"
+                                 for k, v in by_dtype.items())
+      for isa, by_dtype in report["matmul_gflops"].items())
+  over = [_label(r) for r in report["variants"]
           if max(r.get("train_share_of_limit") or 0,
                  r.get("render_share_of_limit") or 0) > 1]
   if over:  # the limit did not measure the limit

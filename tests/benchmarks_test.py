@@ -41,12 +41,41 @@ def _variant(share_train, share_render):
 
 
 def test_speed_table_names_workloads_above_the_matmul_limit():
-  report = {"matmul_gflops": {"float32": 100.0}, "variants": [
+  report = {"matmul_gflops": {"native": {"float32": 100.0}}, "variants": [
       _variant(0.8, 0.9)]}
   assert "Above the matmul limit" not in speed.table(report)
   report["variants"].append(dict(_variant(1.1, 0.5), xla="true"))
+  report["variants"].append(dict(_variant(0.5, 1.2), isa="AVX2",
+                                 threads="2:1"))
   text = speed.table(report)
-  assert "Above the matmul limit" in text and "p float32 xla=true" in text
+  assert "Above the matmul limit" in text and "p float32 xla=true;" in text
+  assert "p float32 xla=false isa=AVX2 threads=2:1" in text
+  assert "| p | float32 | false | AVX2 | 2:1 | 1.00 |" in text
+
+
+def test_speed_skipped_variant_row_and_table():
+  skipped = {"preset": "p", "precision": "mixed_bfloat16", "xla": "false",
+             "isa": "AVX2", "threads": "default", "skipped": "no bfloat16"}
+  assert speed._row(skipped).endswith("skipped (no bfloat16)")
+  text = speed.table({"matmul_gflops": {"AVX2": {"float32": 50.0}},
+                      "variants": [skipped]})
+  assert "| p | mixed_bfloat16 | false | AVX2 | default | skipped |" in text
+  assert "isa=AVX2: float32 50 GFLOP/s" in text
+
+
+def test_speed_isa_caps_and_thread_settings(monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_max_isa=SSE4_2 --xla_foo=1")
+  assert speed.isa_env("native") == {}
+  assert speed.isa_env("avx2") == {
+      "ONEDNN_MAX_CPU_ISA": "AVX2",
+      "XLA_FLAGS": "--xla_foo=1 --xla_cpu_max_isa=AVX2"}
+  with pytest.raises(speed.app.UsageError, match="AVX512_CORE"):
+    speed.isa_env("avx3")
+  assert speed.parse_threads("default") == (0, 0)
+  assert speed.parse_threads("2:1") == (2, 1)
+  for bad in ("2", "0:1", "a:b", "1:2:3"):
+    with pytest.raises(speed.app.UsageError, match="INTRA:INTER"):
+      speed.parse_threads(bad)
 
 
 def test_speed_cost_table_rows():

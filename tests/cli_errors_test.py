@@ -84,6 +84,9 @@ def test_bad_overrides_and_flags_name_the_field(tmp_path):
   result = _run("train", TINY + [f"--workdir={tmp_path / 'b'}", "--steps=0"])
   assert result.returncode != 0 and "--steps" in result.stderr
   assert "Traceback" not in result.stderr
+  text = _paragraph(_run("train", TINY + ["--threads=0:1"]), "regnerf-train")
+  assert "--threads=0:1" in text and "INTRA:INTER" in text
+  assert ".." not in text  # one full stop, whoever wrote the message
   result = _run("export", [f"--workdir={tmp_path}", "--output=x", "--chunk=0"])
   assert result.returncode != 0 and "--chunk" in result.stderr
   assert not os.path.exists(tmp_path / "a" / "config.json")

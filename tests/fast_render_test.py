@@ -1,4 +1,4 @@
-"""Tests for regnerf_tf.fast_render and regnerf_tf.machine.
+"""Tests for regnerf_tf.fast_render.
 
 Most tests use an analytic field (a slab of known density) in place of the
 MLP, so that what the fast path may skip and what it changes are known in
@@ -171,33 +171,3 @@ def test_resolve_precision(monkeypatch):
                                        "mixed_bfloat16")[0] == "bfloat16"
   monkeypatch.setattr(machine, "native_bfloat16", lambda: (False, "no"))
   assert fast_render.resolve_precision("auto", "float32") == ("float32", "no")
-
-
-def test_native_bfloat16_from_cpu_flags(monkeypatch):
-  monkeypatch.setattr(machine, "_gpu_capabilities", lambda: [])
-  monkeypatch.setattr(machine, "cpu_flags",
-                      lambda: frozenset({"avx2", "fma", "avx512f"}))
-  native, why = machine.native_bfloat16()
-  assert not native and "avx512_bf16" in why and "emulated" in why
-  monkeypatch.setattr(machine, "cpu_flags",
-                      lambda: frozenset({"avx2", "avx512_bf16"}))
-  native, why = machine.native_bfloat16()
-  assert native and "avx512_bf16" in why
-  assert machine.vector_features() == ["avx2", "avx512_bf16"]
-  monkeypatch.setattr(machine, "_gpu_capabilities", lambda: [(7, 5)])
-  assert not machine.native_bfloat16()[0]
-  monkeypatch.setattr(machine, "_gpu_capabilities", lambda: [(8, 0), (9, 0)])
-  assert machine.native_bfloat16()[0]
-
-
-def test_fma_peak_from_features_and_clock(monkeypatch):
-  monkeypatch.setattr(machine, "cpu_mhz", lambda: 2000.0)
-  monkeypatch.setattr(machine, "cpu_flags",
-                      lambda: frozenset({"fma", "avx2", "avx512f",
-                                         "avx512_bf16"}))
-  # 2 cores × 2 GHz × 2 FMA units × 16 lanes × 2 FLOPs; bfloat16 twice that.
-  assert machine.fma_peak_gflops(2) == {"float32": 256.0, "bfloat16": 512.0}
-  monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"fma", "avx2"}))
-  assert machine.fma_peak_gflops(2) == {"float32": 128.0, "bfloat16": 128.0}
-  monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset())
-  assert machine.fma_peak_gflops(2) is None

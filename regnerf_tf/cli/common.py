@@ -377,7 +377,9 @@ def flags_parser(program: str):
     try:
       return FLAGS(argv)
     except flags.Error as e:
-      sys.exit(report_error(program, f"{e}. (--help lists the flags.)", e))
+      text = str(e).rstrip()
+      text += "" if text.endswith((".", "?", "!")) else "."
+      sys.exit(report_error(program, f"{text} (--help lists the flags.)", e))
 
   return parse
 
