@@ -50,6 +50,8 @@ def define_flags():
   flags.DEFINE_integer("batch_size", 1024, "Observed rays per step.")
   flags.DEFINE_integer("patch_batch_size", 4096, "Patch rays per step.")
   flags.DEFINE_integer("micro_batches", 4, "train.micro_batches.")
+  flags.DEFINE_multi_string("override", [], "section.field=value; "
+                            "repeatable (as benchmarks.speed's).")
   flags.DEFINE_string("logdir", "/tmp/regnerf_profile", "Trace folder.")
   flags.DEFINE_string("output", None, "Optional JSON summary path.")
   flags.DEFINE_integer("top", 25, "Op types listed.")

@@ -132,6 +132,10 @@ def define_flags():
   flags.DEFINE_bool("cost", False, "Also measure how render and step time "
                     "grow (see the module docstring).")
   flags.DEFINE_string("cost_preset", "llff3_cpu", "Preset of the cost table.")
+  flags.DEFINE_multi_string("override", [], "section.field=value applied to "
+                            "every preset (e.g. reg.patch_samples=64); "
+                            "repeatable. The precision, XLA and batch flags "
+                            "win over overrides of the same fields.")
   flags.DEFINE_integer("cost_pixels", 4096, "Rays of the smallest render.")
   flags.DEFINE_integer("cost_batch", 256, "Observed rays of the smallest "
                        "step of the cost table.")
@@ -214,9 +218,11 @@ def _random_rays(n: int, seed: int, near: float, far: float):
 
 
 def config_for(preset: str, precision: str, xla: bool):
-  """The preset with the benchmark's precision, XLA setting and batch flags."""
+  """The preset with ``--override``, then the benchmark's precision, XLA
+  setting and batch flags."""
   from regnerf_tf import configs  # pylint: disable=import-outside-toplevel
   return configs.get_preset(preset, **{
+      **dict(configs.parse_override(o) for o in FLAGS.override),
       "model.precision": precision, "train.jit_compile": xla,
       "train.batch_size": FLAGS.batch_size,
       "train.patch_batch_size": FLAGS.patch_batch_size,
@@ -433,7 +439,8 @@ def _run_child(spec: str, threads: int = 0, inter: int = 0,
           f"--matmul_rows={FLAGS.matmul_rows}", f"--threads={threads}",
           f"--inter_threads={inter}",
           f"--cost_pixels={FLAGS.cost_pixels}",
-          f"--cost_batch={FLAGS.cost_batch}"]
+          f"--cost_batch={FLAGS.cost_batch}",
+          *(f"--override={o}" for o in FLAGS.override)]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **isa_env(isa))
   proc = subprocess.run(args, capture_output=True, text=True, env=env,
                         check=False)
@@ -459,6 +466,7 @@ def main(argv):
                        f"{platform.python_version()}",
             "cpu": machine.describe(),
             "fma_peak_gflops": machine.fma_peak_gflops(),
+            "overrides": list(FLAGS.override),
             "batch": {"observed": FLAGS.batch_size,
                       "patch": FLAGS.patch_batch_size,
                       "micro_batches": FLAGS.micro_batches},
@@ -473,6 +481,12 @@ def main(argv):
   isas = list(dict.fromkeys(FLAGS.isa))
   for isa in isas:
     isa_env(isa)  # refuses an unknown level before anything runs
+  from regnerf_tf import errors  # pylint: disable=import-outside-toplevel
+  for preset in FLAGS.presets + ([FLAGS.cost_preset] if FLAGS.cost else []):
+    try:
+      config_for(preset, "float32", False)
+    except errors.ConfigError as e:  # unknown preset or a bad --override
+      raise app.UsageError(str(e)) from None
   thread_settings = [(t, *parse_threads(t)) for t in FLAGS.thread_settings]
   report["matmul_gflops"], report["matmul_detail"] = {}, {}
   for isa in isas:
@@ -600,6 +614,8 @@ def table(report: dict) -> str:
   if over:  # the limit did not measure the limit
     notes.append("Above the matmul limit (the limit test is too slow here): "
                  + "; ".join(over))
+  if report.get("overrides"):
+    notes.append("Overrides: " + ", ".join(report["overrides"]))
   return "\n".join([f"Matmul limit: {limits}.", *notes, "", *lines,
                     *cost_table(report.get("cost"))])
 

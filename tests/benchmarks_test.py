@@ -61,6 +61,10 @@ def test_speed_skipped_variant_row_and_table():
                       "variants": [skipped]})
   assert "| p | mixed_bfloat16 | false | AVX2 | default | skipped |" in text
   assert "isa=AVX2: float32 50 GFLOP/s" in text
+  assert "Overrides" not in text
+  assert "Overrides: reg.patch_samples=16" in speed.table(
+      {"matmul_gflops": {}, "variants": [],
+       "overrides": ["reg.patch_samples=16"]})
 
 
 def test_speed_isa_caps_and_thread_settings(monkeypatch):
@@ -347,3 +351,15 @@ def test_result_rows_say_which_renderer_scored_them():
   assert quality.result_row(summary)["renderer"] == "exact"
   summary["renderer"] = {"renderer": "fast", "precision": "bfloat16"}
   assert quality.result_row(summary)["renderer"] == "fast"
+
+
+def test_speed_overrides_reach_the_config(monkeypatch):
+  import types
+  monkeypatch.setattr(speed, "FLAGS", types.SimpleNamespace(
+      override=["reg.patch_samples=16", "model.precision=float32"],
+      batch_size=256, patch_batch_size=1024, micro_batches=2))
+  config = speed.config_for("llff3", "mixed_bfloat16", False)
+  assert config.reg.patch_samples == 16
+  # The benchmark's own flags win over an override of the same field.
+  assert config.model.precision == "mixed_bfloat16"
+  assert config.train.batch_size == 256 and config.train.micro_batches == 2
