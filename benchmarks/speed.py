@@ -285,8 +285,7 @@ def measure_training(preset: str, precision: str, xla: bool) -> dict:
   flops = mlp_flops_per_sample(model.mlp)
   patch_flops = mlp_flops_per_sample(
       model.mlp, density_only=not config.appearance_enabled)
-  # Backward ≈ 2 × forward (gradients of inputs and of weights).
-  step_flops = 3 * samples * (observed * flops + patches * patch_flops)
+  step_flops = train_flops_per_step(model.mlp, config)
   # Rendering: deterministic chunks, the first one compiles.
   chunk = config.train.render_chunk
   rays = _random_rays(FLAGS.render_rays + chunk, 3, near, far)
@@ -357,6 +356,22 @@ def measure_cost(preset: str) -> dict:
     steps.append({"observed_rays": observed, "patch_rays": 4 * observed,
                   "step_seconds": statistics.median(times[1:])})
   return {"cost_preset": preset, "renders": renders, "steps": steps}
+
+
+def train_flops_per_step(mlp, config) -> int:
+  """MLP FLOPs of one training step, forward and backward (≈ 2 × forward:
+  gradients of inputs and of weights): every level's samples of the observed
+  rays with colour, and of the patch rays (``reg.patch_samples`` per level
+  when set) without colour unless the appearance term uses it."""
+  levels = config.model.num_levels
+  observed = config.train.batch_size * config.model.num_samples * levels
+  total = observed * mlp_flops_per_sample(mlp)
+  if config.uses_patches:
+    per_level = config.reg.patch_samples or config.model.num_samples
+    total += (config.train.patch_batch_size * per_level * levels
+              * mlp_flops_per_sample(
+                  mlp, density_only=not config.appearance_enabled))
+  return 3 * total
 
 
 def render_flops_per_ray(mlp, config) -> int:

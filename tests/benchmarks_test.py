@@ -28,6 +28,21 @@ def test_flops_per_sample_follow_the_layer_shapes():
       128 * 2 * (_llff3_macs(False) + _llff3_macs(True))
 
 
+def test_train_flops_count_patch_samples():
+  config = configs.get_preset("llff3", **{"train.batch_size": 1024,
+                                          "train.patch_batch_size": 4096})
+  mlp = model_lib.RegNeRF(config).mlp
+  colour, density = 2 * _llff3_macs(True), 2 * _llff3_macs(False)
+  assert not config.appearance_enabled  # no loss uses the patches' colour
+  full = 3 * 2 * 128 * (1024 * colour + 4096 * density)
+  assert speed.train_flops_per_step(mlp, config) == full
+  half = config.replace(**{"reg.patch_samples": 64,
+                           "reg.appearance_weight": 1e-4})
+  assert half.appearance_enabled  # the appearance term: patches in colour
+  assert speed.train_flops_per_step(mlp, half) == \
+      3 * 2 * (128 * 1024 * colour + 64 * 4096 * colour)
+
+
 def _variant(share_train, share_render):
   return {"preset": "p", "precision": "float32", "xla": "false",
           "step_seconds_median": 1.0, "observed_rays_per_sec": 1.0,
