@@ -76,13 +76,9 @@ def isa_env(isa: str) -> dict:
 
 
 def bfloat16_under(isa: str) -> bool:
-  """Whether oneDNN has bfloat16 matmuls under ``isa`` on this CPU."""
+  """Whether bfloat16 variants can run under ``isa`` on this CPU."""
   from regnerf_tf import machine  # pylint: disable=import-outside-toplevel
-  if isa == "native":
-    return machine.native_bfloat16()[0] or not machine.cpu_flags()
-  names = [level for level, _ in machine.ISA_LEVELS]
-  return (names.index(isa.upper()) >= names.index("AVX512_CORE_BF16")
-          and machine.native_bfloat16()[0])
+  return not machine.bfloat16_crashes_under(None if isa == "native" else isa)
 
 
 def parse_threads(setting: str) -> tuple[int, int]:
@@ -165,8 +161,8 @@ def matmul_limit(rows: int, widths=MATMUL_WIDTHS, repeats: int = 10) -> dict:
   from regnerf_tf import machine  # pylint: disable=import-outside-toplevel
   result = {"detail": {}}
   dtypes = [tf.float32, tf.bfloat16]
-  if machine.isa_cap() and not machine.native_bfloat16()[0]:
-    dtypes.pop()  # under a cap without bfloat16, oneDNN's bfloat16 crashes
+  if machine.bfloat16_crashes_under(machine.isa_cap()):
+    dtypes.pop()
   for dtype in dtypes:
     for width in widths:
       n = rows * 256 // width  # the same FLOPs for every width
@@ -512,9 +508,7 @@ def main(argv):
       for key, value in limit.pop("detail", {}).items():
         report["matmul_detail"][
             f"{key} threads={threads or 'default'} isa={isa}"] = value
-      for key, value in limit.items():
-        if key == "bfloat16" and not bfloat16_under(isa):
-          continue
+      for key, value in limit.items():  # no bfloat16 where it crashes
         best[key] = max(best.get(key, 0), value)
     print(f"matmul limit, isa={isa} (best of widths "
           + "/".join(map(str, MATMUL_WIDTHS))
@@ -529,8 +523,8 @@ def main(argv):
             labels = {"preset": preset, "precision": precision, "xla": xla,
                       "isa": isa, "threads": threads}
             if precision == "mixed_bfloat16" and not bfloat16_under(isa):
-              result = {"skipped": "no bfloat16 matmuls under this "
-                                   "instruction set"}
+              result = {"skipped": "bfloat16 matmuls crash under this cap "
+                                   "on this CPU"}
             else:
               result = _run_child(f"{preset}:{precision}:{xla}:train", intra,
                                   inter, isa)

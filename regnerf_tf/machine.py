@@ -20,6 +20,8 @@ import platform
 
 import tensorflow as tf
 
+from regnerf_tf import errors
+
 # CPU flags (as /proc/cpuinfo spells them) that make bfloat16 matmuls native.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # Vector features reported beside speed figures, widest last.
@@ -75,14 +77,14 @@ def isa_cap() -> str | None:
   ``ALL`` and ``DEFAULT`` are no cap.
 
   Raises:
-    ValueError: the variable names no level this module knows.
+    errors.InputError: the variable names no level this module knows.
   """
   for name in ISA_CAP_VARIABLES:
     value = os.environ.get(name, "").strip().upper()
     if not value or value in ("ALL", "DEFAULT"):
       continue
     if value not in dict(ISA_LEVELS):
-      raise ValueError(
+      raise errors.InputError(
           f"{name}={os.environ[name]} is not a oneDNN instruction-set level: "
           f"expected one of {', '.join(l for l, _ in ISA_LEVELS)}, ALL or "
           f"DEFAULT. Correct it, or unset {name} to use everything the CPU "
@@ -103,6 +105,21 @@ def effective_flags() -> frozenset[str]:
   if names.index(cap) < names.index("AVX2"):
     hidden |= {"avx2", "fma"}
   return flags - hidden
+
+
+def bfloat16_crashes_under(cap: str | None) -> bool:
+  """Whether bfloat16 matmuls would crash under the oneDNN level ``cap``.
+
+  TensorFlow picks oneDNN's bfloat16 kernels from the CPU's flags; a cap
+  below AVX512_CORE_BF16 on a CPU that has them leaves oneDNN without those
+  kernels, and the process died of a segmentation fault (benchmarks/
+  RESULTS.md). On a CPU without them, bfloat16 is emulated and runs, slowly.
+  """
+  if cap is None:
+    return False
+  names = [level for level, _ in ISA_LEVELS]
+  return (names.index(cap.upper()) < names.index("AVX512_CORE_BF16")
+          and any(f in cpu_flags() for f in BF16_CPU_FLAGS))
 
 
 def vector_features() -> list[str]:

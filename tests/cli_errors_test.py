@@ -136,3 +136,11 @@ def test_the_guard_returns_2_and_keeps_bugs_loud(capsys):
 
   with pytest.raises(IndexError):
     common.guarded(bug, "regnerf-x")([])
+
+
+@pytest.mark.large
+def test_an_unknown_isa_cap_in_the_environment():
+  text = _paragraph(_run("train", TINY + ["--steps=1"],
+                         env={"ONEDNN_MAX_CPU_ISA": "AVX3"}), "regnerf-train")
+  assert "ONEDNN_MAX_CPU_ISA=AVX3" in text and "AVX512_CORE" in text
+  assert "unset ONEDNN_MAX_CPU_ISA" in text

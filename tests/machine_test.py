@@ -166,3 +166,18 @@ def test_regnerf_train_start_line_names_its_threads(no_thread_variables):
          *args], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert expected in out.stdout, out.stdout[-3000:]
+
+
+def test_bfloat16_crashes_only_under_a_cap_that_hides_it(monkeypatch):
+  from benchmarks import speed
+  monkeypatch.setattr(machine, "cpu_flags", lambda: AVX512_BF16_CPU)
+  assert not machine.bfloat16_crashes_under(None)
+  assert machine.bfloat16_crashes_under("AVX2")
+  assert machine.bfloat16_crashes_under("avx512_core_vnni")
+  assert not machine.bfloat16_crashes_under("AVX512_CORE_BF16")
+  assert speed.bfloat16_under("native") and not speed.bfloat16_under("AVX2")
+  # An AVX2-only CPU emulates bfloat16: its variants run, capped or not.
+  monkeypatch.setattr(machine, "cpu_flags",
+                      lambda: frozenset({"avx", "avx2", "fma"}))
+  assert not machine.bfloat16_crashes_under("AVX2")
+  assert speed.bfloat16_under("native") and speed.bfloat16_under("AVX2")
