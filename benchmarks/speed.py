@@ -270,6 +270,7 @@ def step_times(model, batch, steps: int) -> list[float]:
 
 def measure_training(preset: str, precision: str, xla: bool) -> dict:
   """Median step time of model.fit on a fixed batch, and rendering speed."""
+  from regnerf_tf import machine  # pylint: disable=import-outside-toplevel
   config = config_for(preset, precision, xla)
   near, far = _near_far(config)
   model, batch = training_setup(config)
@@ -295,6 +296,8 @@ def measure_training(preset: str, precision: str, xla: bool) -> dict:
       "patch_rays_per_sec": patches / step,
       "rays_per_sec": (observed + patches) / step,
       "render_rays_per_sec": FLAGS.render_rays / render_seconds,
+      "render_branches": machine.render_branches(
+          config.train.render_branches),
       "render_fast_rays_per_sec": FLAGS.render_rays / fast_seconds,
       "render_fast": fast.describe(),
       "mlp_forward_flops_per_sample": flops,
@@ -577,7 +580,8 @@ def _row(r: dict) -> str:
           f"{r['step_seconds_median']:.2f} s/step, "
           f"{r['rays_per_sec']:.0f} rays/s train, "
           f"{r['render_rays_per_sec']:.0f} rays/s render "
-          f"({r['render_fast_rays_per_sec']:.0f} fast), "
+          f"({r['render_fast_rays_per_sec']:.0f} fast; "
+          f"{r.get('render_branches', 1)} part(s) side by side), "
           f"{r['peak_rss_gb']:.1f} GB")
 
 

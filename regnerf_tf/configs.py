@@ -257,6 +257,10 @@ class TrainConfig:
   jit_compile: bool = False  # XLA for the train and render steps
   randomized: bool = True  # stratified jitter in training (False: debugging)
   render_chunk: int = 4096  # rays per chunk when rendering images
+  # Each chunk is rendered in this many parts side by side (independent
+  # branches of one graph, run at once on TensorFlow's inter-op threads);
+  # 0: machine.render_branches decides (2 on CPUs with 2+ cores, else 1).
+  render_branches: int = 0
   # A step whose loss or gradients are NaN/inf is skipped (weights and
   # optimizer state untouched); this many in a row stop training.
   max_nonfinite_steps: int = 20
@@ -273,6 +277,7 @@ class TrainConfig:
               "render_chunk", "adam_epsilon", "max_nonfinite_steps",
               "micro_batches")
     _non_negative(self, "patch_batch_size", "lr_delay_steps", "lr_delay_mult",
+                  "render_branches",
                   "grad_clip_value", "grad_clip_norm", "random_pose_radius",
                   "random_pose_focus_jitter")
     _one_of(self, "batching", BATCHING)

@@ -33,7 +33,11 @@ Both render deterministically in chunks of a fixed number of rays: the rays are
 padded to a multiple of ``chunk`` with a harmless dummy ray, reshaped to
 [num_chunks, chunk, ...] and rendered one chunk after the other by
 ``tf.map_fn(..., parallel_iterations=1)``; the padding is sliced off at the
-end. Peak memory is that of one chunk whatever N is.
+end. Peak memory is that of one chunk whatever N is. Each chunk is cut into
+``render_branches`` parts that the server's inter-op threads run side by side
+(:func:`regnerf_tf.machine.render_branches` of the exporting machine, or the
+config's ``train.render_branches``; the pixels do not depend on it beyond
+float rounding).
 
 Wrong shapes or dtypes are rejected by the signatures' ``TensorSpec``s (the
 TensorFlow error names the expected spec, e.g. ``TensorSpec(shape=(None, 3),
@@ -55,7 +59,7 @@ input checks in Python, raising :class:`regnerf_tf.errors.InputError` with
 shorter messages.
 
 A small ``assets.extra/regnerf_export.json`` records the kind, near/far, chunk,
-max_pixels and the model config.
+render_branches, max_pixels and the model config.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ import tensorflow as tf
 
 from regnerf_tf import errors
 from regnerf_tf import data as data_lib
+from regnerf_tf import machine
 from regnerf_tf import rays as rays_lib
 from regnerf_tf import render_paths
 from regnerf_tf import scene_kinds
@@ -203,6 +208,8 @@ class _Renderer(tf.Module):
     self._near = near
     self._far = far
     self._chunk = int(chunk)
+    self._branches = machine.render_branches(
+        model.config.train.render_branches)
     self._max_pixels = int(max_pixels)
     # Saved with the model, so that `loaded.max_pixels` tells the limit.
     self.max_pixels = tf.Variable(int(max_pixels), dtype=tf.int64,
@@ -235,7 +242,7 @@ class _Renderer(tf.Module):
         out = self.model.render_rays(part, training=False,
                                      coarse_rgb=False)[-1]
       return {"rgb": out["rgb"], "depth": out["depth"], "acc": out["acc"]}
-    return render_in_chunks(render_fn, rays, self._chunk)
+    return render_in_chunks(render_fn, rays, self._chunk, self._branches)
 
   def _render_rays(self, inputs):
     # Signature functions do not check shapes at call time: EnsureShape does
@@ -458,6 +465,7 @@ def export_saved_model(model, path: str, kind: str,
             "render_image": module.render_image.get_concrete_function(),
             "cameras": module.cameras.get_concrete_function()})
     meta = {"kind": kind, "near": near, "far": far, "chunk": int(chunk),
+            "render_branches": module._branches,  # pylint: disable=protected-access
             "max_pixels": max_pixels,
             "signatures": ["render_rays", "render_image", "cameras"],
             "cameras": {k: np.asarray(v).tolist()

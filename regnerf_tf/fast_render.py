@@ -44,7 +44,7 @@ import tensorflow as tf
 from regnerf_tf import data as data_lib
 from regnerf_tf import errors, layers, machine, mip, rendering, renderer
 from regnerf_tf import rays as rays_lib
-from regnerf_tf.rays import RAY_FIELDS, RAY_WIDTHS, check_rays
+from regnerf_tf.rays import RAY_FIELDS, check_rays
 
 # Points per MLP call while baking (bounded memory at any resolution).
 _BAKE_BATCH = 1 << 15
@@ -368,10 +368,7 @@ class FastRenderer(tf.Module):
                                         name="grid_upper"))
     self.evaluated = 0
     self.rays = 0
-    self._compiled = tf.function(
-        self.render_rays,
-        input_signature=[{k: tf.TensorSpec([None, w], tf.float32)
-                          for k, w in RAY_WIDTHS.items()}])
+    self._compiled = renderer.side_by_side(self.render_rays)
 
   @classmethod
   def for_records(cls, model, records: Sequence[dict],
@@ -399,7 +396,8 @@ class FastRenderer(tf.Module):
     MLP samples evaluated (:meth:`describe`)."""
     check_rays(rays)
     out = renderer.render_chunked(
-        self._compiled, rays, chunk or self.config.train.render_chunk)
+        self._compiled, rays, chunk or self.config.train.render_chunk,
+        machine.render_branches(self.config.train.render_branches))
     self.evaluated += int(tf.reduce_sum(out["evaluated"]))
     self.rays += int(tf.size(out["evaluated"]))
     return out

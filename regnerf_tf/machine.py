@@ -274,6 +274,27 @@ def training_threads(spec: str = "auto") -> tuple[int, int, str]:
           f"auto: {n} cores, training's independent ops side by side")
 
 
+# Rendering is one chain of large matmuls per chunk: on 2 cores, two halves of
+# a chunk as independent branches ran 1.13-1.16x faster than the whole chunk
+# with TensorFlow's threads and 1.86x faster under training's threads
+# (regnerf_tf.renderer.side_by_side). More branches than 2 were not faster.
+RENDER_BRANCHES = 2
+
+
+def render_branches(setting: int = 0) -> int:
+  """Parts each render chunk is split into and rendered side by side.
+
+  ``setting`` (``train.render_branches``) > 0 is used as given; 0 (auto):
+  :data:`RENDER_BRANCHES` on CPUs with at least 2 cores, 1 on one core and
+  with GPUs (where one large kernel keeps the device busy).
+  """
+  if setting:
+    return int(setting)
+  if cores() < 2 or tf.config.list_physical_devices("GPU"):
+    return 1
+  return RENDER_BRANCHES
+
+
 def apply_threads(intra: int, inter: int) -> None:
   """Sets TensorFlow's thread pools (0 leaves one at its default).
 

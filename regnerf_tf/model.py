@@ -31,7 +31,8 @@ import tensorflow as tf
 
 from regnerf_tf import errors
 from regnerf_tf import configs as configs_lib
-from regnerf_tf import layers, losses, objective, optimization, renderer
+from regnerf_tf import layers, losses, machine, objective, optimization
+from regnerf_tf import renderer
 from regnerf_tf.rays import RAY_WIDTHS, check_rays
 
 class PatchPrior(Protocol):
@@ -306,16 +307,16 @@ class RegNeRF(keras.Model):
       rgb [..., 3], depth [...], acc [...].
     """
     check_rays(rays)
-    return renderer.render_chunked(self._render_fn, rays,
-                                   chunk or self.config.train.render_chunk)
+    return renderer.render_chunked(
+        self._render_fn, rays, chunk or self.config.train.render_chunk,
+        machine.render_branches(self.config.train.render_branches))
 
   @property
   def _render_fn(self) -> Callable:
     fn = getattr(self, "_compiled_render", None)
     if fn is None:
-      fn = tf.function(lambda rays: self(rays),
-                       jit_compile=self.config.train.jit_compile,
-                       reduce_retracing=True)
+      fn = renderer.side_by_side(lambda rays: self(rays),
+                                 jit_compile=self.config.train.jit_compile)
       object.__setattr__(self, "_compiled_render", fn)
     return fn
 
@@ -377,8 +378,9 @@ class RegNeRF(keras.Model):
     def render(part):
       return self.render_rays(part, training=False, coarse_rgb=False)[-1]
 
-    out = renderer.render_in_chunks(render, rays,
-                                    self.config.train.render_chunk)
+    out = renderer.render_in_chunks(
+        render, rays, self.config.train.render_chunk,
+        machine.render_branches(self.config.train.render_branches))
     target = tf.reshape(tf.cast(data["rgb"], tf.float32), [-1, 3])
     mse = tf.reduce_mean(tf.square(out["rgb"] - target))
     self._trackers["psnr"].update_state(losses.mse_to_psnr(mse))

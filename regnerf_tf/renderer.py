@@ -10,7 +10,9 @@ Rendering many rays is done in fixed-size chunks, in one place for every user:
 
 * :func:`render_chunked` (eager; evaluation, videos, the training preview):
   pieces of ``chunk`` rays, a short last piece padded to a power-of-two bucket
-  (:func:`padded_chunk`), so that few shapes are ever traced;
+  (:func:`padded_chunk`), so that few shapes are ever traced; each piece split
+  into independent parts rendered in one graph (:func:`side_by_side`), which
+  TensorFlow's inter-op threads run at the same time;
 * :func:`render_in_chunks` (inside a graph; ``RegNeRF.test_step`` and the
   SavedModel's signatures in :mod:`regnerf_tf.export`): ``tf.map_fn`` over
   chunks, padded with :data:`regnerf_tf.rays.PAD_RAY`.
@@ -28,6 +30,10 @@ from regnerf_tf.rays import PAD_RAY, RAY_FIELDS, RAY_WIDTHS
 
 # The smallest bucket a short piece of rays is padded to (see padded_chunk).
 MIN_RENDER_BUCKET = 1024
+# A piece is split into side-by-side parts only when each part gets at least
+# this many rays (smaller matmuls gain nothing from running side by side, and
+# a part must never be empty: the MLP's matmul aborts the process on 0 rows).
+MIN_BRANCH_RAYS = 256
 
 
 def render_levels(mlp, model_config, rays: dict[str, tf.Tensor],
@@ -99,15 +105,17 @@ def level_fenceposts(model_config, rays: dict[str, tf.Tensor],
       resample_padding=m.resample_padding, stop_grad=m.stop_level_grad)
 
 
-def render_in_chunks(render_fn, rays: dict[str, tf.Tensor],
-                     chunk: int) -> dict[str, tf.Tensor]:
+def render_in_chunks(render_fn, rays: dict[str, tf.Tensor], chunk: int,
+                     branches: int = 1) -> dict[str, tf.Tensor]:
   """Renders flat rays [N, ...] in fixed-size chunks inside a graph.
 
   Args:
-    render_fn: maps a ray dict with leading size ``chunk`` to
-      {"rgb": [chunk, 3], "depth": [chunk], "acc": [chunk]}.
+    render_fn: maps a ray dict with leading size n (a chunk or a part of
+      one) to {"rgb": [n, 3], "depth": [n], "acc": [n]}.
     rays: float32 ray fields with leading dimension N (may be 0).
     chunk: rays per chunk.
+    branches: parts each chunk is cut into (:func:`branch_bounds`),
+      independent branches of the graph that run side by side.
 
   Returns:
     rgb [N, 3], depth [N], acc [N].
@@ -121,8 +129,13 @@ def render_in_chunks(render_fn, rays: dict[str, tf.Tensor],
     padded = tf.concat([tf.cast(rays[k], tf.float32), filler], axis=0)
     batched[k] = tf.reshape(padded, [num_chunks, chunk, width])
 
+  cuts = branch_bounds(chunk, branches)
+
   def one_chunk(part):
-    out = render_fn(part)
+    outs = [render_fn({k: v[a:b] for k, v in part.items()})
+            for a, b in zip(cuts[:-1], cuts[1:])]
+    out = {k: tf.concat([o[k] for o in outs], 0) for k in ("rgb", "depth",
+                                                            "acc")}
     return {"rgb": tf.reshape(out["rgb"], [chunk, 3]),
             "depth": tf.reshape(out["depth"], [chunk]),
             "acc": tf.reshape(out["acc"], [chunk])}
@@ -151,16 +164,47 @@ def padded_chunk(n: int, chunk: int, min_bucket: int = MIN_RENDER_BUCKET) -> int
   return size
 
 
-def render_chunked(render_fn: Callable[[dict[str, tf.Tensor]], dict],
-                   rays: dict[str, Any], chunk: int) -> dict[str, tf.Tensor]:
+def side_by_side(render_fn: Callable[[dict[str, tf.Tensor]], dict],
+                 jit_compile: bool = False) -> Callable[[list], list]:
+  """A compiled function of a list of flat ray dicts that renders each with
+  ``render_fn``, all in one graph.
+
+  The parts are independent branches of that graph, which TensorFlow runs at
+  the same time on its inter-op threads, each op on its intra-op threads: on
+  2 cores, two parts of a chunk rendered 1.13-1.16x faster than the whole
+  chunk at once with TensorFlow's threads, and 1.86x faster under training's
+  1 intra-op : 2 inter-op threads (benchmarks/RESULTS.md, "The execution path
+  per machine"). :func:`render_chunked` calls it.
+  """
+  def render_parts(parts):
+    return [render_fn(part) for part in parts]
+  return tf.function(render_parts, jit_compile=jit_compile,
+                     reduce_retracing=True)
+
+
+def branch_bounds(n: int, branches: int) -> list[int]:
+  """Where a piece of ``n`` rays is cut into at most ``branches`` parts of
+  nearly equal size, each of at least :data:`MIN_BRANCH_RAYS` rays (one part
+  when ``n`` is smaller than two of them): [0, ..., n]."""
+  parts = max(1, min(branches, n // MIN_BRANCH_RAYS))
+  return [n * i // parts for i in range(parts + 1)]
+
+
+def render_chunked(render_parts: Callable[[list], list],
+                   rays: dict[str, Any], chunk: int,
+                   branches: int = 1) -> dict[str, tf.Tensor]:
   """Eager rendering of any number of rays, ``chunk`` rays at a time.
 
   Args:
-    render_fn: a (compiled) function of a flat ray dict [n, ...] returning
-      {"rgb": [n, 3], "depth": [n], "acc": [n]} (and any other per-ray
-      outputs [n, ...], returned the same way).
+    render_parts: a compiled function of a list of flat ray dicts [n_i, ...]
+      returning one dict per part, {"rgb": [n_i, 3], "depth": [n_i],
+      "acc": [n_i]} and any other per-ray outputs [n_i, ...]
+      (:func:`side_by_side`).
     rays: dict of ray fields with leading shape [...]; flattened here.
-    chunk: rays per call of ``render_fn``.
+    chunk: rays per piece.
+    branches: parts each piece is split into, rendered side by side
+      (:func:`branch_bounds`); the result does not depend on it beyond
+      float rounding.
 
   Returns:
     rgb [..., 3], depth [...], acc [...] (and the other outputs [..., ...]).
@@ -177,9 +221,12 @@ def render_chunked(render_fn: Callable[[dict[str, tf.Tensor]], dict],
     if n < size:  # pad a short last chunk to its bucket (few traced shapes)
       part = {k: tf.concat([v, tf.repeat(v[-1:], size - n, 0)], 0)
               for k, v in part.items()}
-    out = render_fn(part)
-    for k, v in out.items():
-      pieces.setdefault(k, []).append(v[:n])
+    cuts = branch_bounds(size, branches)
+    outs = render_parts([{k: v[a:b] for k, v in part.items()}
+                         for a, b in zip(cuts[:-1], cuts[1:])])
+    for k in outs[0]:
+      value = tf.concat([o[k] for o in outs], 0) if len(outs) > 1 else outs[0][k]
+      pieces.setdefault(k, []).append(value[:n])
   result = {}
   for k, v in pieces.items():
     value = tf.concat(v, 0)

@@ -35,7 +35,7 @@ CONFIG = "config.json"
 HISTORY = "history.json"
 OPERATIONAL = frozenset({
     "name", "train.log_every", "train.checkpoint_every",
-    "train.keep_checkpoints", "train.render_chunk",
+    "train.keep_checkpoints", "train.render_chunk", "train.render_branches",
     "train.max_nonfinite_steps"})
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from regnerf_tf import configs, data, errors, export, scenes
+from regnerf_tf import configs, data, errors, export, machine, scenes
 from regnerf_tf import rays as rays_lib
 from regnerf_tf import model as model_lib
 
@@ -122,6 +122,7 @@ def test_wrong_shapes_are_rejected(exported):
   checked = export.load_and_check(exported["path"])
   assert checked.metadata["kind"] == "blender"
   assert checked.metadata["chunk"] == CHUNK
+  assert checked.metadata["render_branches"] == machine.render_branches(0)
   with pytest.raises(ValueError, match=r"origins must have shape \[N, 3\]"):
     checked.render_rays(**{**exported["rays"],
                            "origins": np.zeros([5, 4], np.float32)})

@@ -171,3 +171,29 @@ def test_resolve_precision(monkeypatch):
                                        "mixed_bfloat16")[0] == "bfloat16"
   monkeypatch.setattr(machine, "native_bfloat16", lambda: (False, "no"))
   assert fast_render.resolve_precision("auto", "float32") == ("float32", "no")
+
+
+def test_fast_renderer_parts_side_by_side_match_one_piece(monkeypatch):
+  from regnerf_tf import model as model_lib  # pylint: disable=import-outside-toplevel
+  config = configs.get_preset("dtu3_small", **{
+      "model.net_depth": 2, "model.net_width": 16, "model.skip_layer": 0,
+      "model.net_width_viewdirs": 8, "model.num_samples": 8,
+      "train.render_chunk": 1024})
+  model = model_lib.RegNeRF(config)
+  rays = {k: v for k, v in _rays(1500).items() if k != "lossmult"}
+  branches = [1]
+  monkeypatch.setattr(fast_render.machine, "render_branches",
+                      lambda setting=0: branches[0])
+  results = []
+  for branches[0] in (1, 2):
+    fast = fast_render.FastRenderer(
+        model, ([-1, -1, 0], [1, 1, 4.5]),
+        fast_render.FastOptions(precision="float32"))
+    results.append((fast.render_chunked(rays), fast.describe()))
+  (one, one_info), (two, two_info) = results
+  for k in ("rgb", "depth", "acc"):
+    np.testing.assert_allclose(two[k].numpy(), one[k].numpy(), atol=1e-5)
+  # The same samples were evaluated, counted over both parts.
+  np.testing.assert_array_equal(two["evaluated"].numpy(),
+                                one["evaluated"].numpy())
+  assert two_info["samples_per_ray"] == one_info["samples_per_ray"]

@@ -86,6 +86,18 @@ def no_thread_variables(monkeypatch):
     monkeypatch.delenv(name, raising=False)
 
 
+def test_render_branches(monkeypatch):
+  gpus = []
+  monkeypatch.setattr(machine.tf.config, "list_physical_devices",
+                      lambda kind=None: gpus)
+  for n, expected in ((1, 1), (2, 2), (16, 2)):
+    monkeypatch.setattr(machine, "cores", lambda n=n: n)
+    assert machine.render_branches() == expected, n
+  assert machine.render_branches(3) == 3  # train.render_branches as given
+  gpus.append("GPU:0")
+  assert machine.render_branches() == 1 and machine.render_branches(2) == 2
+
+
 def test_parse_threads():
   assert machine.parse_threads("auto") is None
   assert machine.parse_threads(" Default ") == (0, 0)

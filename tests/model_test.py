@@ -209,6 +209,60 @@ def test_deterministic_evaluation_and_chunked_rendering():
     model({k: v for k, v in rays.items() if k != "radii"})
 
 
+@pytest.mark.parametrize("n,branches,expected", [
+    (1024, 2, [0, 512, 1024]), (1024, 1, [0, 1024]), (1000, 3, [0, 333, 666, 1000]),
+    (511, 2, [0, 511]), (512, 2, [0, 256, 512]), (300, 4, [0, 300]),
+    (4096, 8, [512 * i for i in range(9)]), (1, 2, [0, 1])])
+def test_branch_bounds_cut_nearly_equal_parts_of_a_minimum_size(n, branches,
+                                                                expected):
+  cuts = renderer.branch_bounds(n, branches)
+  assert cuts == expected
+  sizes = np.diff(cuts)
+  assert len(sizes) == 1 or sizes.min() >= renderer.MIN_BRANCH_RAYS
+  assert sizes.max() - sizes.min() <= 1
+
+
+def test_side_by_side_parts_render_the_same_rays_as_one_piece(monkeypatch):
+  model = model_lib.RegNeRF(tiny_config(**{"train.render_chunk": 1024}))
+  rays = make_rays(1500, 4)  # a full chunk and a short piece of 476 rays
+  branches = [1]
+  monkeypatch.setattr(model_lib.machine, "render_branches",
+                      lambda setting=0: branches[0])
+  one = model.render_chunked(rays)
+  branches[0] = 2
+  seen = []
+  fn = model._render_fn
+  object.__setattr__(model, "_compiled_render",
+                     lambda parts: seen.append(
+                         [int(p["origins"].shape[0]) for p in parts])
+                     or fn(parts))
+  two = model.render_chunked(rays)
+  # 1024 rays in two parts; the 476 left are padded to 1024 and split too.
+  assert seen == [[512, 512], [512, 512]]
+  for k in ("rgb", "depth", "acc"):
+    assert two[k].shape == one[k].shape
+    np.testing.assert_allclose(two[k].numpy(), one[k].numpy(), atol=1e-5)
+
+
+def test_graph_chunks_in_parts_render_the_same_rays():
+  model = model_lib.RegNeRF(tiny_config())
+  rays = {k: tf.constant(v) for k, v in make_rays(1500, 5).items()}
+  calls = []
+
+  def render(part):
+    calls.append(part["origins"].shape[0])
+    return model.render_rays(part, training=False, coarse_rgb=False)[-1]
+
+  outs = [tf.function(lambda r, b=b: renderer.render_in_chunks(
+      render, r, 1024, branches=b))(rays) for b in (1, 2)]
+  assert calls == [1024, 512, 512]  # traced once per part of a chunk
+  for k in ("rgb", "depth", "acc"):
+    assert outs[1][k].shape == outs[0][k].shape == (1500,) + (
+        (3,) if k == "rgb" else ())
+    np.testing.assert_allclose(outs[1][k].numpy(), outs[0][k].numpy(),
+                               atol=1e-5)
+
+
 def test_get_config_round_trip():
   model = model_lib.RegNeRF(tiny_config())
   clone = model_lib.RegNeRF.from_config(model.get_config())
@@ -353,8 +407,9 @@ def test_chunked_rendering_pads_short_pieces_to_a_bucket(monkeypatch):
   seen = []
   fn = model._render_fn
   object.__setattr__(model, "_compiled_render",
-                     lambda part: seen.append(int(part["origins"].shape[0]))
-                     or fn(part))
+                     lambda parts: seen.append(
+                         sum(int(p["origins"].shape[0]) for p in parts))
+                     or fn(parts))
   small = model.render_chunked(rays, chunk=4096)  # 50 rays: one short piece
   assert seen == [renderer.padded_chunk(50, 4096)] == [1024]
   for k in ("rgb", "depth", "acc"):
