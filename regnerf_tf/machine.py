@@ -213,10 +213,13 @@ def cores() -> int:
 # independent branches (the levels, the observed and patch rays): on 2 cores
 # it ran 4-6 % faster (full llff3) and 5-21 % faster (llff3_cpu; float32 and
 # bfloat16) with one intra-op thread and two inter-op threads than with
-# TensorFlow's 2 and 2, while rendering (one branch of large matmuls) ran at
-# 0.54-0.63x that way (benchmarks/RESULTS.md, "The execution path per
+# TensorFlow's 2 and 2, while rendering a chunk as one branch of large matmuls
+# ran at 0.54-0.63x that way (benchmarks/RESULTS.md, "The execution path per
 # machine"). So training gets half the cores per op and two ops at a time;
-# rendering keeps TensorFlow's default.
+# the rendering commands keep TensorFlow's default, and rendering cuts each
+# chunk into RENDER_BRANCHES parts side by side, which made it as fast under
+# training's threads (regnerf-train's previews and scoring) as under the
+# default.
 
 TRAINING_INTER_OP_THREADS = 2
 # Environment variables through which TensorFlow takes its thread counts (set,
