@@ -214,11 +214,16 @@ def render_chunked(render_parts: Callable[[list], list],
                         [-1, rays[k].shape[-1]]) for k in RAY_FIELDS}
   total = int(flat["origins"].shape[0])
   pieces = {}
-  for start in range(0, total, chunk):
+  # No rays: one bucket of padding rays, sliced to nothing, gives every
+  # output its empty shape.
+  for start in range(0, max(total, 1), chunk):
     part = {k: v[start:start + chunk] for k, v in flat.items()}
     n = int(part["origins"].shape[0])
     size = padded_chunk(n, chunk)
-    if n < size:  # pad a short last chunk to its bucket (few traced shapes)
+    if n == 0:
+      part = {k: tf.tile(tf.constant([PAD_RAY[k]], tf.float32), [size, 1])
+              for k in part}
+    elif n < size:  # pad a short last chunk to its bucket (few traced shapes)
       part = {k: tf.concat([v, tf.repeat(v[-1:], size - n, 0)], 0)
               for k, v in part.items()}
     cuts = branch_bounds(size, branches)

@@ -244,6 +244,14 @@ def test_side_by_side_parts_render_the_same_rays_as_one_piece(monkeypatch):
     np.testing.assert_allclose(two[k].numpy(), one[k].numpy(), atol=1e-5)
 
 
+def test_chunked_rendering_of_no_rays_gives_empty_outputs():
+  model = model_lib.RegNeRF(tiny_config())
+  rays = {k: v[:0].reshape(0, 5, v.shape[-1]) for k, v in make_rays(4, 1).items()}
+  out = model.render_chunked(rays)
+  assert out["rgb"].shape == (0, 5, 3)
+  assert out["depth"].shape == out["acc"].shape == (0, 5)
+
+
 def test_graph_chunks_in_parts_render_the_same_rays():
   model = model_lib.RegNeRF(tiny_config())
   rays = {k: tf.constant(v) for k, v in make_rays(1500, 5).items()}
