@@ -60,8 +60,9 @@ from absl import app, flags
 import regnerf_tf  # noqa: F401  (sets the Keras backend before keras loads)
 import keras
 
-from regnerf_tf import atomic, configs, evaluation, fast_render, flows, scenes
-from regnerf_tf import training
+from regnerf_tf import atomic, configs, errors, evaluation, fast_render, flows
+from regnerf_tf import run_folder, scenes, training
+from regnerf_tf.cli import common
 from benchmarks import plots
 
 FLAGS = flags.FLAGS
@@ -251,6 +252,20 @@ def run_method(method: str, scene, root: str, lpips, lpips_status,
   """
   workdir = os.path.join(root, method)
   done = os.path.join(workdir, "summary.json")
+  n_views = len(scene.train)
+  config = make_config(method, scene.kind, settings["steps"],
+                       settings["appearance_weight"], settings["overrides"],
+                       n_views=n_views)
+  changes = run_folder.result_changes(workdir, config)
+  if changes:
+    # A finished run would be reported as this invocation's result, an
+    # unfinished one continued with another config: refuse both.
+    raise errors.InputError(
+        f"{workdir} holds a {method} run with another config "
+        f"({run_folder.describe_changes(changes)}). Its result would be "
+        "taken for this invocation's. Give a variant (other --override, "
+        "--steps or --appearance_weight) its own --output and --results, or "
+        "move that run folder away to run it again.")
   if os.path.exists(done):
     with open(done) as f:
       summary = json.load(f)
@@ -270,10 +285,6 @@ def run_method(method: str, scene, root: str, lpips, lpips_status,
       summary["mean"] = report["mean"]
       atomic.write_json(done, summary)
     return summary
-  n_views = len(scene.train)
-  config = make_config(method, scene.kind, settings["steps"],
-                       settings["appearance_weight"], settings["overrides"],
-                       n_views=n_views)
   prior = flows.load_default_prior() if config.appearance_enabled else None
   curve_records = scene.test[:settings["curve_views"] or None]
   start = time.time()
@@ -545,7 +556,8 @@ def merge_results(path: str, scene, summaries: list[dict], protocol: str,
 
 def run():
   define_flags()
-  app.run(main)
+  # A deliberate error (e.g. a run folder of another config) is one paragraph.
+  app.run(common.guarded(main, "benchmarks.quality"))
 
 
 if __name__ == "__main__":

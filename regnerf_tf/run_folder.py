@@ -107,7 +107,8 @@ def run_config(workdir: str) -> configs_lib.Config | None:
   return config
 
 
-def _describe(changes: dict[str, list], limit: int = 8) -> str:
+def describe_changes(changes: dict[str, list], limit: int = 8) -> str:
+  """``field: before in the run, after now; ...`` of :func:`differences`."""
   items = [f"{k}: {before!r} in the run, {after!r} now"
            for k, (before, after) in changes.items()]
   shown = "; ".join(items[:limit])
@@ -131,16 +132,28 @@ def check_start(workdir: str, config: configs_lib.Config,
   if current is None:
     return {}
   changes = differences(current, config)
-  result_changes = {k: v for k, v in changes.items() if k not in OPERATIONAL}
-  if result_changes and not resume_with_changes:
+  computed = {k: v for k, v in changes.items() if k not in OPERATIONAL}
+  if computed and not resume_with_changes:
     raise errors.InputError(
-        f"{workdir} holds a run with another config ({_describe(result_changes)}"
+        f"{workdir} holds a run with another config "
+        f"({describe_changes(computed)}"
         f"). Continuing it would mix two configs under one run. Use another "
         "--workdir for a new run; or --restart to start a new run there (the "
         "old one is moved to a folder beside it); or --resume_with_changes "
         "(resume_with_changes=True in Python) to continue this run with the "
         f"new values, recorded in {os.path.join(workdir, HISTORY)}.")
   return changes
+
+
+def result_changes(workdir: str, config: configs_lib.Config
+                   ) -> dict[str, list]:
+  """{field: [in the run, in ``config``]} of the fields that change what the
+  run in ``workdir`` computes ({} when there is no run there)."""
+  current = run_config(workdir)
+  if current is None:
+    return {}
+  return {k: v for k, v in differences(current, config).items()
+          if k not in OPERATIONAL}
 
 
 def record_start(workdir: str, config: configs_lib.Config,

@@ -378,3 +378,33 @@ def test_speed_overrides_reach_the_config(monkeypatch):
   # The benchmark's own flags win over an override of the same field.
   assert config.model.precision == "mixed_bfloat16"
   assert config.train.batch_size == 256 and config.train.micro_batches == 2
+
+
+def test_a_run_folder_of_another_config_is_refused_not_reported(tmp_path):
+  """A finished run must not be taken for a variant's result (nor an
+  unfinished one continued with the variant's config)."""
+  from regnerf_tf import atomic, errors  # pylint: disable=import-outside-toplevel
+  scene = scenes.Scene("scan24", "dtu", [{"view_index": i} for i in range(3)],
+                       [])
+  settings = {"steps": 40, "curve_every": 20, "curve_views": 0,
+              "appearance_weight": 0.0, "overrides": []}
+  config = quality.make_config("mipnerf", "dtu", 40, 0.0, n_views=3)
+  workdir = tmp_path / "mipnerf"
+  workdir.mkdir()
+  atomic.write_bytes(str(workdir / "config.json"), config.to_json().encode())
+  atomic.write_json(str(workdir / "summary.json"), {"method": "mipnerf",
+                                                    "mean": {"psnr": 14.0}})
+  # The same config: the finished summary is the result.
+  assert quality.run_method("mipnerf", scene, str(tmp_path), None, "",
+                            settings)["mean"]["psnr"] == 14.0
+  for extra in (["train.seed=7"], ["reg.patch_samples=4"]):
+    with pytest.raises(errors.InputError, match=(
+        rf"holds a mipnerf run with another config \({extra[0].split('=')[0]}"
+        r".*own --output and --results")):
+      quality.run_method("mipnerf", scene, str(tmp_path), None, "",
+                         dict(settings, overrides=extra))
+  # Another step budget is another config too.
+  with pytest.raises(errors.InputError, match=r"train\.max_steps: 40 in the "
+                     r"run, 80 now"):
+    quality.run_method("mipnerf", scene, str(tmp_path), None, "",
+                       dict(settings, steps=80))
