@@ -10,8 +10,9 @@ evaluates all test views at every pixel (PSNR, SSIM with data range 1, LPIPS
 with the weights of ``regnerf-lpips-weights`` or ``--lpips_weights``, masked
 metrics on DTU; a method finished before the weights were there is scored
 again). Run folders go to
-``--output/<protocol>/<scene>/<n>view/<method>``; ``results.json``,
-``results.md`` and the PNG plots go to ``--results/<protocol>/<scene>``::
+``--output/<protocol>/<scene>/<n>view/<method>`` (``<method>-seed<N>`` for a
+seed other than the presets'); ``results.json``, ``results.md`` and the PNG
+plots go to ``--results/<protocol>/<scene>``::
 
   python -m benchmarks.quality --protocol=long \\
       --scene_dir=../shared/data/llff/fern --output=/work/runs
@@ -41,6 +42,12 @@ Methods (``--methods``, comma separated):
 
 Killed, it resumes: each method trains in its own run folder, the curve is
 saved next to the checkpoint, and finished methods are not run again.
+
+Seeds: ``--seeds=20200823,7`` trains every method once per seed (each in its
+own run folder); ``results.json`` keeps one row per seed and, under
+``means``, the mean over the seeds of each method and view count, which the
+tables, the data-efficiency figure and the plots report (the tables also list
+each seed's PSNR).
 
 The final scores are rendered by the exact renderer; ``--fast`` scores them
 with the fast path (:mod:`regnerf_tf.fast_render`) instead, and each row of
@@ -167,7 +174,11 @@ def define_flags():
                     "renderer (regnerf_tf.fast_render) instead of the exact "
                     "one; results.json records which rendered each row.")
   flags.DEFINE_multi_string("override", [], "section.field=value for every "
-                            "method (e.g. train.seed=1).")
+                            "method (e.g. reg.patch_samples=16).")
+  flags.DEFINE_list("seeds", [], "Seeds (train.seed) to train every method "
+                    "with, e.g. 20200823,7: one run folder per seed; the "
+                    "tables and plots report the mean over them and each "
+                    "seed's PSNR. Default: the presets' seed.")
   flags.DEFINE_integer("downsample", 0, "Train and evaluate at 1/k of the "
                        "scene's resolution (box filter); 0: the protocol's.")
   flags.DEFINE_boolean("plots", True, "Write the PNG plots (needs "
@@ -242,20 +253,36 @@ def load_curve(workdir: str) -> list[dict]:
     return json.load(f)["points"]
 
 
-def run_method(method: str, scene, root: str, lpips, lpips_status,
-               settings: dict) -> dict:
-  """Trains (or resumes) one method in ``root/<method>`` and evaluates it.
+def preset_seed(method: str, kind: str) -> int:
+  """The seed the protocol presets give ``method`` on a scene of ``kind``."""
+  return make_config(method, kind, 0, 0.0).train.seed
 
-  ``settings``: steps, curve_every, curve_views, appearance_weight, overrides.
+
+def run_name(method: str, seed: int, kind: str) -> str:
+  """The run folder of ``method`` trained with ``seed``: ``<method>`` for the
+  presets' seed, ``<method>-seed<seed>`` for any other."""
+  return method if seed == preset_seed(method, kind) else f"{method}-seed{seed}"
+
+
+def run_method(method: str, scene, root: str, lpips, lpips_status,
+               settings: dict, seed: int | None = None) -> dict:
+  """Trains (or resumes) one method in ``root/<run_name>`` and evaluates it.
+
+  ``settings``: steps, curve_every, curve_views, appearance_weight, overrides;
+  ``seed``: train.seed (None: the presets' or the overrides').
   Returns its summary (also kept in ``summary.json``: a finished method is not
   run again).
   """
-  workdir = os.path.join(root, method)
-  done = os.path.join(workdir, "summary.json")
   n_views = len(scene.train)
+  overrides = list(settings["overrides"])
+  if seed is not None:
+    overrides.append(f"train.seed={int(seed)}")
   config = make_config(method, scene.kind, settings["steps"],
-                       settings["appearance_weight"], settings["overrides"],
+                       settings["appearance_weight"], overrides,
                        n_views=n_views)
+  name = run_name(method, config.train.seed, scene.kind)
+  workdir = os.path.join(root, name)
+  done = os.path.join(workdir, "summary.json")
   changes = run_folder.result_changes(workdir, config)
   if changes:
     # A finished run would be reported as this invocation's result, an
@@ -284,6 +311,9 @@ def run_method(method: str, scene, root: str, lpips, lpips_status,
                            f"{summary['steps']}; not mixing them.")
       summary["mean"] = report["mean"]
       atomic.write_json(done, summary)
+    # Runs finished before seeds were recorded: the config says which.
+    summary.setdefault("seed", config.train.seed)
+    summary.setdefault("run", name)
     return summary
   prior = flows.load_default_prior() if config.appearance_enabled else None
   curve_records = scene.test[:settings["curve_views"] or None]
@@ -299,7 +329,7 @@ def run_method(method: str, scene, root: str, lpips, lpips_status,
                                  os.path.join(workdir, "eval"), lpips,
                                  lpips_status, chunk=EVAL_CHUNK)
   summary = {"method": method, "label": LABELS[method], "preset": config.name,
-             "n_views": n_views,
+             "seed": config.train.seed, "run": name, "n_views": n_views,
              "train_views": [int(r["view_index"]) for r in scene.train],
              "steps": training.current_step(model),
              "appearance_weight": config.reg.appearance_weight,
@@ -315,7 +345,9 @@ def result_row(summary: dict) -> dict:
   """The machine-readable row of one run: flat means, split, budget, curve."""
   mean = summary["mean"]
   row = {"method": summary["method"], "label": summary["label"],
-         "preset": summary["preset"], "n_views": summary["n_views"],
+         "preset": summary["preset"], "seed": summary.get("seed"),
+         "run": summary.get("run", summary["method"]),
+         "n_views": summary["n_views"],
          "train_views": summary["train_views"], "steps": summary["steps"],
          "psnr": mean["psnr"], "ssim": mean["ssim"],
          "lpips": mean.get("lpips")}
@@ -330,6 +362,41 @@ def result_row(summary: dict) -> dict:
   return row
 
 
+METRICS = ("psnr", "ssim", "lpips", "masked_psnr", "masked_ssim")
+
+
+def mean_rows(rows: list[dict]) -> list[dict]:
+  """One row per method and view count: the mean over its seeds.
+
+  Each metric is the mean of the seeds' (None when a seed lacks it); the
+  curve is the mean at the steps every seed recorded; ``seeds`` and
+  ``psnr_per_seed`` list the seeds and their PSNR. A method run with one seed
+  gets its own row with those two lists added. Rows keep the order of
+  ``rows``.
+  """
+  groups: dict[tuple, list[dict]] = {}
+  for r in rows:
+    groups.setdefault((r["method"], r["n_views"]), []).append(r)
+  out = []
+  for group in groups.values():
+    first = group[0]
+    row = dict(first, seeds=[r.get("seed") for r in group],
+               psnr_per_seed=[r["psnr"] for r in group])
+    if len(group) > 1:
+      for key in METRICS:
+        values = [r.get(key) for r in group]
+        if any(key in r for r in group):
+          row[key] = (None if any(v is None for v in values)
+                      else sum(values) / len(values))
+      steps = [{p["step"]: p["psnr"] for p in r["curve"]} for r in group]
+      common = sorted(set.intersection(*(set(c) for c in steps)))
+      row["curve"] = [{"step": t, "psnr": sum(c[t] for c in steps) / len(steps)}
+                      for t in common]
+      row["steps"] = min(r["steps"] for r in group)
+    out.append(row)
+  return out
+
+
 # The interpolated views to match a PSNR (pure Python; shared with the plots).
 views_to_match = plots.views_to_match
 
@@ -341,20 +408,24 @@ def _fmt(value, spec: str) -> str:
 def markdown(results: dict) -> str:
   """results.md: the table per view count, the ablation, the data-efficiency
   figure and the curves."""
-  rows = results["results"]
+  rows = mean_rows(results["results"])
+  several = any(len(r["seeds"]) > 1 for r in rows)
   has_mask = any("masked_psnr" in r for r in rows)
   has_lpips = any(r.get("lpips") is not None for r in rows)
   width, height = results["resolution"]
   lines = [f"Scene `{results['scene']}` ({results['kind']}), protocol "
            f"`{results['protocol']}` at {width}×{height} pixels, "
            f"{results['test_views']} held-out views (every pixel). "
-           f"LPIPS: {'yes' if has_lpips else results['lpips_status']}", ""]
+           f"LPIPS: {'yes' if has_lpips else results['lpips_status']}"
+           + (". Each row is the mean over the seeds it lists (PSNR of each "
+              "seed in the last column)." if several else ""), ""]
 
   def table(selected, reference, ref_name):
     head = ["method", "views", "steps", "PSNR", f"Δ vs {ref_name}", "SSIM"]
     head += ["LPIPS"] if has_lpips else []
     head += ["masked PSNR", "Δ masked", "masked SSIM"] if has_mask else []
     head += ["best curve PSNR (step)"]
+    head += ["seeds: PSNR"] if several else []
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in selected:
       delta = (f"{r['psnr'] - reference['psnr']:+.2f} dB" if reference
@@ -369,6 +440,9 @@ def markdown(results: dict) -> str:
         cells += [_fmt(r.get("masked_psnr"), ".2f"), dm,
                   _fmt(r.get("masked_ssim"), ".3f")]
       cells += [f"{best['psnr']:.2f} ({best['step']})" if best else "–"]
+      if several:
+        cells += [", ".join(f"{seed}: {p:.2f}" for seed, p in
+                            zip(r["seeds"], r["psnr_per_seed"]))]
       out.append("| " + " | ".join(cells) + " |")
     return out
 
@@ -384,7 +458,8 @@ def markdown(results: dict) -> str:
     lines += table(ablation, by_key[("regnerf", 3)], "full RegNeRF") + [""]
   efficiency = data_efficiency(rows)
   if efficiency:
-    lines += ["### Data efficiency", "",
+    lines += ["### Data efficiency" + (" (means over seeds)" if several
+                                       else ""), "",
               "| method | " + " | ".join(f"{n} views" for n in
                                        efficiency["views"]) + " |",
               "|---|" + "---|" * len(efficiency["views"])]
@@ -465,6 +540,15 @@ def main(argv):
   except ValueError:
     raise app.UsageError(f"--views must be integers, e.g. 3,6,9; received "
                          f"{FLAGS.views}.") from None
+  try:
+    seeds = [int(s) for s in FLAGS.seeds] or [None]
+  except ValueError:
+    raise app.UsageError(f"--seeds must be integers, e.g. 20200823,7; "
+                         f"received {FLAGS.seeds}.") from None
+  if FLAGS.seeds and any(o.strip().startswith("train.seed")
+                         for o in FLAGS.override):
+    raise app.UsageError("Both --seeds and --override=train.seed=... name "
+                         "the seed; give the seeds with --seeds only.")
   protocol = PROTOCOLS[FLAGS.protocol]
   factor = FLAGS.downsample or protocol.downsample
   settings = {"steps": FLAGS.steps or protocol.steps,
@@ -480,19 +564,22 @@ def main(argv):
     first = first or scene
     root = run_root(FLAGS.output, FLAGS.protocol, scene.name, n_views)
     for method in FLAGS.methods:
-      t0 = time.time()
-      print(f"[{scene.name} {n_views} views] {method}: training...",
-            flush=True)
-      summary = run_method(method, scene, root, lpips, status, settings)
-      print(f"[{scene.name} {n_views} views] {method}: PSNR "
-            f"{summary['mean']['psnr']:.2f} dB ({time.time() - t0:.0f} s "
-            "this session)", flush=True)
-      # Results and plots after every method: a long invocation that is
-      # stopped keeps what it finished.
-      table, _ = publish(first, summary, results_dir=FLAGS.results,
-                         output=FLAGS.output, protocol=FLAGS.protocol,
-                         factor=factor, lpips_status=status,
-                         with_plots=FLAGS.plots)
+      for seed in seeds:
+        t0 = time.time()
+        what = method + ("" if seed is None else f" (seed {seed})")
+        print(f"[{scene.name} {n_views} views] {what}: training...",
+              flush=True)
+        summary = run_method(method, scene, root, lpips, status, settings,
+                             seed)
+        print(f"[{scene.name} {n_views} views] {what}: PSNR "
+              f"{summary['mean']['psnr']:.2f} dB ({time.time() - t0:.0f} s "
+              "this session)", flush=True)
+        # Results and plots after every run: a long invocation that is
+        # stopped keeps what it finished.
+        table, _ = publish(first, summary, results_dir=FLAGS.results,
+                           output=FLAGS.output, protocol=FLAGS.protocol,
+                           factor=factor, lpips_status=status,
+                           with_plots=FLAGS.plots)
   print(table)
   return 0
 
@@ -517,11 +604,13 @@ def publish(scene, summary: dict, *, results_dir: str, output: str,
   atomic.write_bytes(os.path.join(out_dir, "results.md"), table.encode())
   written = []
   if with_plots:
+    # The plots show the mean over seeds; the contact sheet the renderings of
+    # each method's first seed.
     with_dirs = dict(results, results=[
         dict(r, eval_dir=os.path.join(
             run_root(output, protocol, scene.name, r["n_views"]),
-            r["method"], "eval"))
-        for r in results["results"]])
+            r["run"], "eval"))
+        for r in mean_rows(results["results"])])
     gt = {int(r["view_index"]): r["image"] for r in scene.test}
     written = plots.write_all(with_dirs, out_dir, gt_images=gt)
     for path in written:
@@ -533,25 +622,33 @@ def merge_results(path: str, scene, summaries: list[dict], protocol: str,
                   factor: int, lpips_status: str) -> dict:
   """results.json: this invocation's rows over those already in ``path``
   (rows are keyed by method and view count), in METHODS order."""
+  def keyed(row):
+    # Rows written before seeds were recorded ran with the presets' seed.
+    if row.get("seed") is None:
+      row = dict(row, seed=preset_seed(row["method"], scene.kind))
+    row.setdefault("run", row["method"])
+    return (row["method"], row["n_views"], row["seed"]), row
+
   previous = {}
   if os.path.exists(path):
     with open(path) as f:
-      previous = {(r["method"], r["n_views"]): r
-                  for r in json.load(f)["results"]}
-  previous.update({(s["method"], s["n_views"]): result_row(s)
-                   for s in summaries})
+      previous = dict(keyed(r) for r in json.load(f)["results"])
+  previous.update(keyed(result_row(s)) for s in summaries)
   order = list(METHODS)
   rows = sorted(previous.values(),
                 key=lambda r: (r["n_views"], order.index(r["method"])))
   height, width = scene.train[0]["image"].shape[:2]
-  efficiency = data_efficiency(rows)
+  means = mean_rows(rows)
+  efficiency = data_efficiency(means)
   return {"scene": scene.name, "kind": scene.kind, "protocol": protocol,
           "protocol_settings": dataclasses.asdict(PROTOCOLS[protocol]),
           "downsample": factor, "resolution": [width, height],
           "test_views": len(scene.test), "lpips_status": lpips_status,
           "mipnerf_views_to_match_regnerf_3view": (
               efficiency["mipnerf_views_to_match"] if efficiency else None),
-          "results": rows}
+          "results": rows,
+          "means": [{k: v for k, v in r.items() if k not in ("seed", "run")}
+                    for r in means]}
 
 
 def run():

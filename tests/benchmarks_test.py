@@ -397,14 +397,88 @@ def test_a_run_folder_of_another_config_is_refused_not_reported(tmp_path):
   # The same config: the finished summary is the result.
   assert quality.run_method("mipnerf", scene, str(tmp_path), None, "",
                             settings)["mean"]["psnr"] == 14.0
-  for extra in (["train.seed=7"], ["reg.patch_samples=4"]):
-    with pytest.raises(errors.InputError, match=(
-        rf"holds a mipnerf run with another config \({extra[0].split('=')[0]}"
-        r".*own --output and --results")):
-      quality.run_method("mipnerf", scene, str(tmp_path), None, "",
-                         dict(settings, overrides=extra))
+  with pytest.raises(errors.InputError, match=(
+      r"holds a mipnerf run with another config \(reg\.patch_samples"
+      r".*own --output and --results")):
+    quality.run_method("mipnerf", scene, str(tmp_path), None, "",
+                       dict(settings, overrides=["reg.patch_samples=4"]))
+  # Another seed is a run of its own, in its own folder: the default seed's
+  # summary is not taken for it.
+  seeded = tmp_path / "mipnerf-seed7"
+  seeded.mkdir()
+  atomic.write_bytes(str(seeded / "config.json"),
+                     config.replace(**{"train.seed": 7}).to_json().encode())
+  atomic.write_json(str(seeded / "summary.json"), {"method": "mipnerf",
+                                                   "mean": {"psnr": 12.0}})
+  for how in ({"seed": 7}, {"settings": dict(settings,
+                                              overrides=["train.seed=7"])}):
+    got = quality.run_method("mipnerf", scene, str(tmp_path), None, "",
+                             how.get("settings", settings), how.get("seed"))
+    assert (got["mean"]["psnr"], got["seed"], got["run"]) == (
+        12.0, 7, "mipnerf-seed7")
   # Another step budget is another config too.
   with pytest.raises(errors.InputError, match=r"train\.max_steps: 40 in the "
                      r"run, 80 now"):
     quality.run_method("mipnerf", scene, str(tmp_path), None, "",
                        dict(settings, steps=80))
+
+
+def _seed_row(method, seed, psnr, curve, n_views=3, **extra):
+  return {"method": method, "label": method, "preset": "p", "seed": seed,
+          "run": method, "n_views": n_views, "train_views": [0],
+          "steps": 40, "psnr": psnr, "ssim": psnr / 100, "lpips": None,
+          "curve": [{"step": s, "psnr": p} for s, p in curve], **extra}
+
+
+def test_mean_rows_average_each_method_over_its_seeds():
+  rows = [_seed_row("mipnerf", 1, 14.0, [(20, 13.0), (40, 14.0)],
+                    masked_psnr=15.0),
+          _seed_row("regnerf", 1, 16.0, [(20, 15.0)]),
+          _seed_row("mipnerf", 7, 12.0, [(20, 11.0), (40, 12.5), (60, 12.0)],
+                    masked_psnr=13.0)]
+  means = quality.mean_rows(rows)
+  assert [r["method"] for r in means] == ["mipnerf", "regnerf"]
+  mip, reg = means
+  assert (mip["seeds"], mip["psnr_per_seed"]) == ([1, 7], [14.0, 12.0])
+  assert mip["psnr"] == pytest.approx(13.0)
+  assert mip["masked_psnr"] == pytest.approx(14.0)
+  assert mip["ssim"] == pytest.approx(0.13) and mip["lpips"] is None
+  # The curve: the mean at the steps both seeds recorded.
+  assert mip["curve"] == [{"step": 20, "psnr": pytest.approx(12.0)},
+                          {"step": 40, "psnr": pytest.approx(13.25)}]
+  assert reg == dict(rows[1], seeds=[1], psnr_per_seed=[16.0])
+
+
+def test_results_of_two_seeds_report_means_and_each_seed(tmp_path):
+  scene = scenes.Scene("scan24", "dtu",
+                       [{"view_index": 1, "image": np.zeros((4, 6, 3))}],
+                       [{}])
+  default = quality.preset_seed("mipnerf", "dtu")
+  assert quality.run_name("mipnerf", default, "dtu") == "mipnerf"
+  assert quality.run_name("mipnerf", 7, "dtu") == "mipnerf-seed7"
+  path = str(tmp_path / "results.json")
+  # A row written before seeds were recorded is the presets' seed's row.
+  old = {k: v for k, v in _seed_row("mipnerf", None, 13.0, []).items()
+         if k not in ("seed", "run")}
+  quality.atomic.write_json(path, {"results": [old]})
+  def summary(method, seed, psnr):
+    return {"method": method, "label": quality.LABELS[method], "preset": "p",
+            "seed": seed, "run": quality.run_name(method, seed, "dtu"),
+            "n_views": 3, "train_views": [1], "steps": 40,
+            "appearance_weight": 0.0, "curve_views": 1,
+            "curve": [{"step": 40, "psnr": psnr}],
+            "mean": {"psnr": psnr, "ssim": 0.5}}
+  merged = quality.merge_results(
+      path, scene, [summary("mipnerf", default, 14.0),
+                    summary("mipnerf", 7, 12.0),
+                    summary("regnerf", default, 16.0),
+                    summary("regnerf", 7, 15.0)], "long_quarter", 4, "none")
+  assert [(r["method"], r["seed"], r["psnr"]) for r in merged["results"]] == [
+      ("mipnerf", default, 14.0), ("mipnerf", 7, 12.0),
+      ("regnerf", default, 16.0), ("regnerf", 7, 15.0)]
+  assert [(r["method"], r["psnr"]) for r in merged["means"]] == [
+      ("mipnerf", 13.0), ("regnerf", 15.5)]
+  table = quality.markdown(merged)
+  assert "Each row is the mean over the seeds" in table
+  assert f"| 15.50 | +2.50 dB |" in table
+  assert f"{default}: 16.00, 7: 15.00" in table
