@@ -32,7 +32,8 @@ from regnerf_tf.rays import PAD_RAY, RAY_FIELDS, RAY_WIDTHS
 MIN_RENDER_BUCKET = 1024
 # A piece is split into side-by-side parts only when each part gets at least
 # this many rays (smaller matmuls gain nothing from running side by side, and
-# a part must never be empty: the MLP's matmul aborts the process on 0 rows).
+# a part must never be empty: the compiled model called on 0 rays kills the
+# process with SIGFPE, in TensorFlow's graph optimizer).
 MIN_BRANCH_RAYS = 256
 
 
@@ -230,8 +231,7 @@ def render_chunked(render_parts: Callable[[list], list],
     outs = render_parts([{k: v[a:b] for k, v in part.items()}
                          for a, b in zip(cuts[:-1], cuts[1:])])
     for k in outs[0]:
-      value = tf.concat([o[k] for o in outs], 0) if len(outs) > 1 else outs[0][k]
-      pieces.setdefault(k, []).append(value[:n])
+      pieces.setdefault(k, []).append(tf.concat([o[k] for o in outs], 0)[:n])
   result = {}
   for k, v in pieces.items():
     value = tf.concat(v, 0)

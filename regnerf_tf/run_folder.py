@@ -132,7 +132,7 @@ def check_start(workdir: str, config: configs_lib.Config,
   if current is None:
     return {}
   changes = differences(current, config)
-  computed = {k: v for k, v in changes.items() if k not in OPERATIONAL}
+  computed = _computing(changes)
   if computed and not resume_with_changes:
     raise errors.InputError(
         f"{workdir} holds a run with another config "
@@ -150,10 +150,12 @@ def result_changes(workdir: str, config: configs_lib.Config
   """{field: [in the run, in ``config``]} of the fields that change what the
   run in ``workdir`` computes ({} when there is no run there)."""
   current = run_config(workdir)
-  if current is None:
-    return {}
-  return {k: v for k, v in differences(current, config).items()
-          if k not in OPERATIONAL}
+  return {} if current is None else _computing(differences(current, config))
+
+
+def _computing(changes: dict[str, list]) -> dict[str, list]:
+  """The changes that are not :data:`OPERATIONAL`."""
+  return {k: v for k, v in changes.items() if k not in OPERATIONAL}
 
 
 def record_start(workdir: str, config: configs_lib.Config,
