@@ -417,6 +417,9 @@ def markdown(results: dict) -> str:
            f"`{results['protocol']}` at {width}×{height} pixels, "
            f"{results['test_views']} held-out views (every pixel). "
            f"LPIPS: {'yes' if has_lpips else results['lpips_status']}"
+           + (f". Overrides of every method's preset: "
+              f"{_describe_overrides(results['overrides'])}"
+              if results.get("overrides") else "")
            + (". Each row is the mean over the seeds it lists (PSNR of each "
               "seed in the last column)." if several else ""), ""]
 
@@ -579,16 +582,34 @@ def main(argv):
         table, _ = publish(first, summary, results_dir=FLAGS.results,
                            output=FLAGS.output, protocol=FLAGS.protocol,
                            factor=factor, lpips_status=status,
-                           with_plots=FLAGS.plots)
+                           with_plots=FLAGS.plots,
+                           overrides=variant_overrides(FLAGS.override))
   print(table)
   return 0
 
 
+def variant_overrides(overrides) -> dict:
+  """{field: value} of the ``--override``s that make a variant of the
+  protocol (every one but ``train.seed``, which names a row's seed)."""
+  parsed = dict(configs.parse_override(o) for o in overrides)
+  parsed.pop("train.seed", None)
+  return dict(sorted(parsed.items()))
+
+
+def _describe_overrides(overrides: dict) -> str:
+  return (", ".join(f"{k}={json.dumps(v)}" for k, v in overrides.items())
+          or "none")
+
+
 def publish(scene, summary: dict, *, results_dir: str, output: str,
             protocol: str, factor: int, lpips_status: str,
-            with_plots: bool = True) -> tuple[str, list[str]]:
+            with_plots: bool = True, overrides: dict | None = None
+            ) -> tuple[str, list[str]]:
   """Merges one finished method into ``results.json`` and rewrites
   ``results.md`` and the plots under ``<results_dir>/<protocol>/<scene>``.
+
+  ``overrides``: the variant's ``{field: value}`` (:func:`variant_overrides`);
+  a results file holds one variant at one resolution (:func:`merge_results`).
 
   The contact sheet reads every row's renderings from its run folder under
   ``output``, also those of methods run by earlier invocations.
@@ -598,7 +619,8 @@ def publish(scene, summary: dict, *, results_dir: str, output: str,
   """
   out_dir = os.path.join(results_dir, protocol, scene.name)
   results = merge_results(os.path.join(out_dir, "results.json"), scene,
-                          [summary], protocol, factor, lpips_status)
+                          [summary], protocol, factor, lpips_status,
+                          overrides=overrides)
   atomic.write_json(os.path.join(out_dir, "results.json"), results)
   table = markdown(results)
   atomic.write_bytes(os.path.join(out_dir, "results.md"), table.encode())
@@ -619,36 +641,73 @@ def publish(scene, summary: dict, *, results_dir: str, output: str,
 
 
 def merge_results(path: str, scene, summaries: list[dict], protocol: str,
-                  factor: int, lpips_status: str) -> dict:
+                  factor: int, lpips_status: str,
+                  overrides: dict | None = None) -> dict:
   """results.json: this invocation's rows over those already in ``path``
-  (rows are keyed by method and view count), in METHODS order."""
+  (rows are keyed by method, view count and seed), in METHODS order.
+
+  One file holds one variant of the protocol: rows at one resolution, made
+  with the same ``overrides`` ({field: value}; files written before they
+  were recorded count as none). Rows of another variant would replace or
+  sit beside the file's under the same method names, so they are refused.
+  """
+  overrides = dict(overrides or {})
   def keyed(row):
     # Rows written before seeds were recorded ran with the presets' seed.
     if row.get("seed") is None:
       row = dict(row, seed=preset_seed(row["method"], scene.kind))
     row.setdefault("run", row["method"])
+    # Rows of earlier files have the file's overrides (checked below).
+    row = dict(row, overrides=row.get("overrides", overrides))
     return (row["method"], row["n_views"], row["seed"]), row
 
+  height, width = scene.train[0]["image"].shape[:2]
   previous = {}
   if os.path.exists(path):
     with open(path) as f:
-      previous = dict(keyed(r) for r in json.load(f)["results"])
-  previous.update(keyed(result_row(s)) for s in summaries)
+      earlier = json.load(f)
+    _check_same_variant(path, earlier, factor, [width, height], overrides)
+    previous = dict(keyed(r) for r in earlier["results"])
+  previous.update(keyed(dict(result_row(s), overrides=overrides))
+                  for s in summaries)
   order = list(METHODS)
   rows = sorted(previous.values(),
                 key=lambda r: (r["n_views"], order.index(r["method"])))
-  height, width = scene.train[0]["image"].shape[:2]
   means = mean_rows(rows)
   efficiency = data_efficiency(means)
   return {"scene": scene.name, "kind": scene.kind, "protocol": protocol,
           "protocol_settings": dataclasses.asdict(PROTOCOLS[protocol]),
           "downsample": factor, "resolution": [width, height],
           "test_views": len(scene.test), "lpips_status": lpips_status,
+          "overrides": overrides,
           "mipnerf_views_to_match_regnerf_3view": (
               efficiency["mipnerf_views_to_match"] if efficiency else None),
           "results": rows,
           "means": [{k: v for k, v in r.items() if k not in ("seed", "run")}
                     for r in means]}
+
+
+def _check_same_variant(path: str, earlier: dict, factor: int,
+                        resolution: list[int], overrides: dict) -> None:
+  """Refuses rows of another resolution or other overrides than ``path``'s."""
+  found = []
+  if earlier.get("downsample", factor) != factor or earlier.get(
+      "resolution", resolution) != resolution:
+    found.append(f"its rows are at 1/{earlier.get('downsample')} resolution "
+                 f"({'×'.join(map(str, earlier.get('resolution', [])))}), "
+                 f"this run's at 1/{factor} "
+                 f"({'×'.join(map(str, resolution))})")
+  theirs = earlier.get("overrides", {})
+  if theirs != overrides:
+    found.append(f"its rows were made with overrides "
+                 f"{_describe_overrides(theirs)}, this run's with "
+                 f"{_describe_overrides(overrides)}")
+  if found:
+    raise errors.InputError(
+        f"{path} holds the results of another variant: "
+        + "; ".join(found) + ". Mixing them would show one variant's rows "
+        "as the other's. Give this variant its own --results folder (and "
+        "--output for its run folders), or move that file away.")
 
 
 def run():

@@ -30,7 +30,8 @@ def test_flops_per_sample_follow_the_layer_shapes():
 
 def test_train_flops_count_patch_samples():
   config = configs.get_preset("llff3", **{"train.batch_size": 1024,
-                                          "train.patch_batch_size": 4096})
+                                          "train.patch_batch_size": 4096,
+                                          "reg.patch_samples": 0})
   mlp = model_lib.RegNeRF(config).mlp
   colour, density = 2 * _llff3_macs(True), 2 * _llff3_macs(False)
   assert not config.appearance_enabled  # no loss uses the patches' colour
@@ -240,6 +241,57 @@ def test_merge_results_keeps_earlier_rows_and_flattens_means(tmp_path):
   assert merged["resolution"] == [6, 4] and merged["test_views"] == 2
   assert merged["mipnerf_views_to_match_regnerf_3view"] == pytest.approx(
       3 + 3 * 3 / 4)
+
+
+def test_a_results_file_holds_one_variant(tmp_path):
+  """Rows made with other --overrides or at another resolution are refused,
+  not merged under the same method names; the variant is recorded."""
+  from regnerf_tf import errors  # pylint: disable=import-outside-toplevel
+  scene = scenes.Scene("fern", "llff",
+                       [{"view_index": 1, "image": np.zeros((4, 6, 3))}], [{}])
+  def summary(method, psnr):
+    return {"method": method, "label": quality.LABELS[method], "preset": "p",
+            "n_views": 3, "train_views": [1], "steps": 5,
+            "appearance_weight": 0.0, "curve_views": 1, "curve": [],
+            "mean": {"psnr": psnr, "ssim": 0.3}}
+  variant = quality.variant_overrides(
+      ["reg.patch_samples=16", "train.seed=7", "model.num_samples=24"])
+  # The seed names a row, not a variant; the rest in a stable order.
+  assert variant == {"model.num_samples": 24, "reg.patch_samples": 16}
+  path = str(tmp_path / "results.json")
+  first = quality.merge_results(path, scene, [summary("regnerf_tv", 16.0)],
+                                "long", 4, "ok", overrides=variant)
+  assert first["overrides"] == variant
+  assert first["results"][0]["overrides"] == variant
+  assert ("Overrides of every method's preset: model.num_samples=24, "
+          "reg.patch_samples=16") in quality.markdown(first)
+  quality.atomic.write_json(path, first)
+  # The same variant merges.
+  again = quality.merge_results(path, scene, [summary("mipnerf", 14.0)],
+                                "long", 4, "ok", overrides=dict(variant))
+  assert [r["method"] for r in again["results"]] == ["mipnerf", "regnerf_tv"]
+  with pytest.raises(errors.InputError, match=(
+      r"overrides model\.num_samples=24, reg\.patch_samples=16, this run's "
+      r"with none\..*own --results folder")):
+    quality.merge_results(path, scene, [summary("regnerf_tv", 15.0)],
+                          "long", 4, "ok")
+  bigger = scenes.Scene("fern", "llff",
+                        [{"view_index": 1, "image": np.zeros((8, 12, 3))}], [{}])
+  with pytest.raises(errors.InputError, match=(
+      r"1/4 resolution \(6×4\), this run's at 1/2 \(12×8\)")):
+    quality.merge_results(path, bigger,
+                          [summary("regnerf_tv", 15.0)], "long", 2, "ok",
+                          overrides=variant)
+  # A file written before overrides were recorded holds runs without any.
+  old = {k: v for k, v in first.items() if k != "overrides"}
+  old["results"] = [{k: v for k, v in r.items() if k != "overrides"}
+                    for r in first["results"]]
+  quality.atomic.write_json(path, old)
+  assert quality.merge_results(path, scene, [summary("mipnerf", 14.0)],
+                               "long", 4, "ok")["overrides"] == {}
+  with pytest.raises(errors.InputError, match="made with overrides none"):
+    quality.merge_results(path, scene, [summary("mipnerf", 14.0)],
+                          "long", 4, "ok", overrides=variant)
 
 
 def test_publish_after_each_method_merges_runs_of_separate_invocations(
