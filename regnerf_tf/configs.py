@@ -186,8 +186,10 @@ class RegConfig:
   """
   coarse_loss_mult: float = 0.1  # weight of the coarse level's colour loss
   patch_size: int = 8  # S of the S×S unobserved-view patches
-  # Intervals per level for the patch rays (0: model.num_samples). Fewer is
-  # cheaper: patch rays are most of a step's rays (benchmarks/RESULTS.md).
+  # Intervals per level for the patch rays (0: model.num_samples; at most
+  # model.num_samples). Fewer is cheaper: patch rays are most of a step's
+  # rays. The release-size presets take half (benchmarks/RESULTS.md,
+  # "Cheaper patch rays").
   patch_samples: int = 0
   depth_tv_weight_start: float = 400.0  # fine-level weight at step 0
   depth_tv_weight_end: float = 0.1  # fine-level weight after the decay
@@ -376,6 +378,13 @@ class Config:
     if self.train.patch_batch_size % s2:
       _fail("TrainConfig", "patch_batch_size", self.train.patch_batch_size,
             f"must be a multiple of patch_size² = {s2}")
+    if self.reg.patch_samples > self.model.num_samples:
+      _fail("RegConfig", "patch_samples", self.reg.patch_samples,
+            f"must be at most model.num_samples = {self.model.num_samples} "
+            "(patch rays with more samples than the observed rays cost more "
+            "and gain nothing); with a smaller model.num_samples, set "
+            f"reg.patch_samples={self.model.num_samples // 2} (half) or 0 "
+            "(all of model.num_samples) too")
     parts = self.train.micro_batches
     if self.train.batch_size % parts:
       _fail("TrainConfig", "batch_size", self.train.batch_size,

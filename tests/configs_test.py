@@ -36,6 +36,26 @@ def test_release_presets_hold_reference_values():
     assert (m.num_samples, m.num_levels, m.density_noise, m.density_bias) == (
         128, 2, 1.0, -1.0)
     assert t.n_random_poses == 10000 and t.seed == 20200823
+  # Patch rays with half the samples (RESULTS.md, "Cheaper patch rays"), the
+  # one departure from the release's values besides the corrected quirks.
+  for name in ("dtu3", "dtu6", "dtu9", "llff3", "llff6", "llff9"):
+    cfg = configs.get_preset(name)
+    assert cfg.reg.patch_samples * 2 == cfg.model.num_samples == 128
+  for name in ("llff3_cpu", "dtu3_cpu", "llff3_small", "demo_small"):
+    assert configs.get_preset(name).reg.patch_samples == 0
+
+
+def test_patch_samples_above_the_model_samples_are_refused():
+  with pytest.raises(errors.ConfigError) as e:
+    configs.get_preset("llff3", **{"model.num_samples": 32})
+  message = str(e.value)
+  assert "patch_samples" in message and "model.num_samples = 32" in message
+  assert "reg.patch_samples=16" in message and "Received: patch_samples=64" in message
+  cfg = configs.get_preset("llff3", **{"model.num_samples": 32,
+                                       "reg.patch_samples": 16})
+  assert (cfg.model.num_samples, cfg.reg.patch_samples) == (32, 16)
+  assert configs.get_preset("llff3", **{"model.num_samples": 32,
+                                        "reg.patch_samples": 0}).reg.patch_samples == 0
 
 
 def test_baselines_turn_regularisers_off():
