@@ -560,6 +560,7 @@ def main(argv):
                               else FLAGS.curve_views),
               "appearance_weight": FLAGS.appearance_weight,
               "overrides": FLAGS.override, "fast": FLAGS.fast}
+  variant = variant_overrides(FLAGS.override)
   lpips, status = evaluation.load_lpips(FLAGS.lpips_weights, FLAGS.lpips_net)
   first = None
   for n_views in view_counts:
@@ -583,7 +584,7 @@ def main(argv):
                            output=FLAGS.output, protocol=FLAGS.protocol,
                            factor=factor, lpips_status=status,
                            with_plots=FLAGS.plots,
-                           overrides=variant_overrides(FLAGS.override))
+                           overrides=variant)
   print(table)
   return 0
 
@@ -657,7 +658,8 @@ def merge_results(path: str, scene, summaries: list[dict], protocol: str,
     if row.get("seed") is None:
       row = dict(row, seed=preset_seed(row["method"], scene.kind))
     row.setdefault("run", row["method"])
-    # Rows of earlier files have the file's overrides (checked below).
+    # New rows, and rows of files written before overrides were recorded,
+    # have this file's (checked below).
     row = dict(row, overrides=row.get("overrides", overrides))
     return (row["method"], row["n_views"], row["seed"]), row
 
@@ -668,8 +670,7 @@ def merge_results(path: str, scene, summaries: list[dict], protocol: str,
       earlier = json.load(f)
     _check_same_variant(path, earlier, factor, [width, height], overrides)
     previous = dict(keyed(r) for r in earlier["results"])
-  previous.update(keyed(dict(result_row(s), overrides=overrides))
-                  for s in summaries)
+  previous.update(keyed(result_row(s)) for s in summaries)
   order = list(METHODS)
   rows = sorted(previous.values(),
                 key=lambda r: (r["n_views"], order.index(r["method"])))

@@ -383,7 +383,7 @@ class Config:
             f"must be at most model.num_samples = {self.model.num_samples} "
             "(patch rays with more samples than the observed rays cost more "
             "and gain nothing); with a smaller model.num_samples, set "
-            f"reg.patch_samples={self.model.num_samples // 2} (half) or 0 "
+            f"reg.patch_samples={max(2, self.model.num_samples // 2)} (half) or 0 "
             "(all of model.num_samples) too")
     parts = self.train.micro_batches
     if self.train.batch_size % parts:
